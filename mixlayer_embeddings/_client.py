@@ -1,0 +1,498 @@
+"""The clients. ``_BaseClient`` holds every pure step; the two subclasses only send and sleep.
+
+A call is planned once (validate, split into batches), then each batch is driven through
+``_BaseClient._batch_flow``: a generator with no I/O in it that yields the request to send
+(or a pause before retrying) and receives what came back. ``MixlayerClient`` drives it with
+threads over one ``httpx.Client``; ``AsyncMixlayerClient`` with tasks over one
+``httpx.AsyncClient``. Retries, parsing and checking therefore cannot drift between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import platform
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from ._config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    Secret,
+    Settings,
+    lookup_model,
+    resolve_settings,
+)
+from ._exceptions import (
+    APIError,
+    InvalidParameterError,
+    make_status_error,
+    translate_transport_error,
+)
+from ._models import EmbeddingResponse, Usage
+from ._response import ParsedBatch, parse_embedding_response
+from ._retry import is_testing, retry_delay
+from ._validation import (
+    EmbeddingInput,
+    Item,
+    NormalizedInput,
+    check_batch_size,
+    normalize_input,
+    validate_options,
+)
+from ._version import __version__
+
+__all__ = ["AsyncMixlayerClient", "MixlayerClient", "ProgressCallback"]
+
+logger = logging.getLogger("mixlayer_embeddings")
+
+#: Called after each batch with the number of items it embedded (for progress bars).
+ProgressCallback = Callable[[int], None]
+HttpClientT = TypeVar("HttpClientT", httpx.Client, httpx.AsyncClient)
+
+_REDACTED = "Bearer [REDACTED]"
+_USER_AGENT = (
+    f"mixlayer-embeddings/{__version__} httpx/{httpx.__version__} "
+    f"python/{platform.python_version()}"
+)
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    """A step of a batch flow: wait this long before the next attempt."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One call, validated and split: the body every request shares, and the batches."""
+
+    body: dict[str, Any]
+    batches: list[list[Item]]
+    single: bool
+    dimensions: int | None
+    model: str
+    total: int
+
+
+#: What the runner sends back into a flow: the response, or the httpx error that replaced it.
+_Outcome = httpx.Response | httpx.RequestError | None
+_Flow = Generator[httpx.Request | _Sleep, _Outcome, ParsedBatch]
+
+
+def plan_batches(count: int, batch_size: int) -> list[tuple[int, int]]:
+    """Split ``count`` items into the fewest batches of at most ``batch_size``, evenly sized.
+
+    Even sizes keep concurrent requests finishing together, so the last one is not a straggler.
+    Returns ``(start, stop)`` slices in order.
+    """
+    if count == 0:
+        return []
+    n_batches = -(-count // batch_size)
+    size, extra = divmod(count, n_batches)
+    slices = []
+    start = 0
+    for i in range(n_batches):
+        stop = start + size + (1 if i < extra else 0)
+        slices.append((start, stop))
+        start = stop
+    return slices
+
+
+class _BaseClient(Generic[HttpClientT]):
+    _http: HttpClientT
+
+    def __init__(
+        self,
+        *,
+        api_key: str | Secret | None,
+        base_url: str | httpx.URL | None,
+        model: str | None,
+        timeout: float | httpx.Timeout | None,
+        max_retries: int,
+        batch_size: int,
+        max_concurrency: int,
+        allow_insecure_http: bool,
+    ) -> None:
+        self._settings: Settings = resolve_settings(
+            api_key=api_key,
+            base_url=base_url,
+            model=model,
+            allow_insecure_http=allow_insecure_http,
+        )
+        check_batch_size(batch_size, max_concurrency)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidParameterError(
+                f"max_retries must be an integer of at least 0, got {max_retries!r}",
+                param="max_retries",
+            )
+        self.max_retries = max_retries
+        self.batch_size = batch_size
+        self.max_concurrency = max_concurrency
+        #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
+        self._timeout = None if timeout is None else httpx.Timeout(timeout)
+        self._embeddings_url = self._settings.base_url.join("embeddings")
+        self._headers = {
+            "Authorization": f"Bearer {self._settings.api_key.get_secret_value()}",
+            "User-Agent": _USER_AGENT,
+            "Accept": "application/json",
+            # Not zstd or brotli: recording tools (vcrpy) can only decode gzip.
+            "Accept-Encoding": "gzip",
+        }
+
+    @property
+    def model(self) -> str:
+        return self._settings.model
+
+    @property
+    def base_url(self) -> httpx.URL:
+        return self._settings.base_url
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={str(self._settings.base_url)!r}, "
+            f"model={self._settings.model!r}, api_key={self._settings.api_key!r})"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError(f"{type(self).__name__} holds a connection pool and a key; not picklable")
+
+    def _own_http_kwargs(self) -> dict[str, Any]:
+        """Settings for an http client we create ourselves."""
+        return {
+            "timeout": self._timeout or DEFAULT_TIMEOUT,
+            "limits": httpx.Limits(
+                max_connections=max(self.max_concurrency, 10),
+                max_keepalive_connections=max(self.max_concurrency, 10),
+            ),
+            "follow_redirects": False,
+        }
+
+    # -- pure steps -----------------------------------------------------------------------
+
+    def _plan(
+        self,
+        input: EmbeddingInput,  # noqa: A002 - the API's own parameter name
+        *,
+        model: str | None,
+        input_type: str | None,
+        dimensions: int | None,
+        encoding_format: str | None,
+        normalize: bool | None,
+        truncate: bool | None,
+    ) -> _Plan:
+        chosen_model = self._settings.model if model is None else model
+        if not isinstance(chosen_model, str) or not chosen_model.strip():
+            raise InvalidParameterError(
+                f"model must be a non-empty string, got {chosen_model!r}", param="model"
+            )
+        spec = self._settings.spec if model is None else lookup_model(chosen_model)
+        validate_options(
+            spec=spec,
+            input_type=input_type,
+            dimensions=dimensions,
+            encoding_format=encoding_format,
+            normalize=normalize,
+            truncate=truncate,
+        )
+        normalized: NormalizedInput = normalize_input(input)
+        body: dict[str, Any] = {
+            "model": chosen_model,
+            # base64 is ~4x smaller on the wire and decodes in C; "float" only when asked.
+            "encoding_format": encoding_format or "base64",
+        }
+        # Unset options are omitted, never sent as null.
+        for name, value in (
+            ("input_type", input_type),
+            ("dimensions", dimensions),
+            ("normalize", normalize),
+            ("truncate", truncate),
+        ):
+            if value is not None:
+                body[name] = value
+        items = normalized.items
+        return _Plan(
+            body=body,
+            batches=[items[a:b] for a, b in plan_batches(len(items), self.batch_size)],
+            single=normalized.single,
+            dimensions=dimensions,
+            model=chosen_model,
+            total=len(items),
+        )
+
+    def _build_request(self, plan: _Plan, batch: list[Item]) -> httpx.Request:
+        body = dict(plan.body)
+        body["input"] = batch[0] if plan.single else batch
+        extensions = {} if self._timeout is None else {"timeout": self._timeout.as_dict()}
+        request = self._http.build_request(
+            "POST", self._embeddings_url, json=body, headers=self._headers
+        )
+        request.extensions.update(extensions)
+        return request
+
+    def _batch_flow(self, plan: _Plan, batch: list[Item]) -> _Flow:
+        """Send one batch until it succeeds or the retry policy gives up. No I/O in here."""
+        retries_done = 0
+        while True:
+            request = self._build_request(plan, batch)
+            started = time.perf_counter()
+            outcome = yield request
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            # The request has been sent: blank the key so no exception or log can carry it.
+            request.headers["Authorization"] = _REDACTED
+            error: APIError
+            cause: BaseException | None = None
+            if isinstance(outcome, httpx.Response):
+                logger.debug(
+                    "POST %s -> %s (%d items, %.0f ms)",
+                    request.url, outcome.status_code, len(batch), elapsed_ms,
+                )
+                if outcome.is_success:
+                    return parse_embedding_response(
+                        outcome, expected_count=len(batch), dimensions=plan.dimensions
+                    )
+                error = make_status_error(outcome)
+            elif isinstance(outcome, httpx.RequestError):
+                cause = outcome
+                error = translate_transport_error(outcome)
+                logger.debug(
+                    "POST %s -> %s (%d items, %.0f ms)",
+                    request.url, type(outcome).__name__, len(batch), elapsed_ms,
+                )
+            else:  # pragma: no cover - the runners always send an outcome
+                raise RuntimeError("batch flow resumed without an outcome")
+            delay = retry_delay(error, retries_done, self.max_retries)
+            if delay is None:
+                if retries_done:
+                    logger.info("giving up after %d retries: %s", retries_done, error.message)
+                raise error from cause
+            retries_done += 1
+            logger.info(
+                "retry %d/%d in %.2f s after %s", retries_done, self.max_retries, delay,
+                error.message,
+            )
+            yield _Sleep(0.0 if is_testing() else delay)
+
+    @staticmethod
+    def _assemble(plan: _Plan, parsed: Sequence[ParsedBatch]) -> EmbeddingResponse:
+        embeddings: list[list[float]] = []
+        usage = Usage()
+        for batch in parsed:
+            embeddings.extend(batch.embeddings)
+            usage = usage + batch.usage
+        model = next((b.model for b in parsed if b.model), plan.model)
+        return EmbeddingResponse(embeddings, model, usage, requests=len(parsed))
+
+
+class MixlayerClient(_BaseClient[httpx.Client]):
+    """Synchronous client. Long inputs are split and sent ``max_concurrency`` at a time.
+
+    >>> with MixlayerClient() as client:  # doctest: +SKIP
+    ...     client.embed(["a passage", "another"], input_type="document").embeddings
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | Secret | None = None,
+        base_url: str | httpx.URL | None = None,
+        model: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        http_client: httpx.Client | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        super().__init__(
+            api_key=api_key, base_url=base_url, model=model, timeout=timeout,
+            max_retries=max_retries, batch_size=batch_size, max_concurrency=max_concurrency,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(**self._own_http_kwargs())
+
+    def embed(
+        self,
+        input: EmbeddingInput,  # noqa: A002 - the API's own parameter name
+        *,
+        model: str | None = None,
+        input_type: str | None = None,
+        dimensions: int | None = None,
+        encoding_format: str | None = None,
+        normalize: bool | None = None,
+        truncate: bool | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> EmbeddingResponse:
+        """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``."""
+        plan = self._plan(
+            input, model=model, input_type=input_type, dimensions=dimensions,
+            encoding_format=encoding_format, normalize=normalize, truncate=truncate,
+        )
+
+        def run(batch: list[Item]) -> ParsedBatch:
+            parsed = self._drive(self._batch_flow(plan, batch))
+            if on_progress is not None:
+                on_progress(len(batch))
+            return parsed
+
+        if len(plan.batches) <= 1 or self.max_concurrency == 1:
+            return self._assemble(plan, [run(batch) for batch in plan.batches])
+        return self._assemble(plan, self._run_in_threads(run, plan.batches))
+
+    def _drive(self, flow: _Flow) -> ParsedBatch:
+        step = next(flow)
+        while True:
+            outcome: _Outcome = None
+            if isinstance(step, _Sleep):
+                time.sleep(step.seconds)
+            else:
+                try:
+                    outcome = self._http.send(step)
+                except httpx.RequestError as exc:
+                    outcome = exc
+            try:
+                step = flow.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def _run_in_threads(
+        self, run: Callable[[list[Item]], ParsedBatch], batches: list[list[Item]]
+    ) -> list[ParsedBatch]:
+        pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(self.max_concurrency, len(batches)),
+            thread_name_prefix="mixlayer-embed",
+        )
+        futures = [pool.submit(run, batch) for batch in batches]
+        try:
+            done, _ = concurrent.futures.wait(
+                futures, return_when=concurrent.futures.FIRST_EXCEPTION
+            )
+            failed = next((f for f in futures if f in done and f.exception()), None)
+            if failed is not None:
+                raise failed.exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
+        finally:
+            # On an error or Ctrl-C, drop the batches not yet started and return at once;
+            # the ones in flight end with their request.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> MixlayerClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
+    """Asynchronous client. Long inputs are split and sent ``max_concurrency`` at a time."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | Secret | None = None,
+        base_url: str | httpx.URL | None = None,
+        model: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        http_client: httpx.AsyncClient | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        super().__init__(
+            api_key=api_key, base_url=base_url, model=model, timeout=timeout,
+            max_retries=max_retries, batch_size=batch_size, max_concurrency=max_concurrency,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(**self._own_http_kwargs())
+
+    async def embed(
+        self,
+        input: EmbeddingInput,  # noqa: A002 - the API's own parameter name
+        *,
+        model: str | None = None,
+        input_type: str | None = None,
+        dimensions: int | None = None,
+        encoding_format: str | None = None,
+        normalize: bool | None = None,
+        truncate: bool | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> EmbeddingResponse:
+        """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``."""
+        plan = self._plan(
+            input, model=model, input_type=input_type, dimensions=dimensions,
+            encoding_format=encoding_format, normalize=normalize, truncate=truncate,
+        )
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def run(batch: list[Item]) -> ParsedBatch:
+            async with gate:
+                parsed = await self._drive(self._batch_flow(plan, batch))
+            if on_progress is not None:
+                on_progress(len(batch))
+            return parsed
+
+        if len(plan.batches) <= 1:
+            return self._assemble(plan, [await run(batch) for batch in plan.batches])
+        tasks = [asyncio.ensure_future(run(batch)) for batch in plan.batches]
+        try:
+            parsed = await asyncio.gather(*tasks)
+        except BaseException:
+            # One batch failed or the caller was cancelled: stop every request still in flight.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return self._assemble(plan, parsed)
+
+    async def _drive(self, flow: _Flow) -> ParsedBatch:
+        step = next(flow)
+        while True:
+            outcome: _Outcome = None
+            if isinstance(step, _Sleep):
+                await asyncio.sleep(step.seconds)
+            else:
+                try:
+                    outcome = await self._http.send(step)
+                except httpx.RequestError as exc:
+                    outcome = exc
+            try:
+                step = flow.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncMixlayerClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+

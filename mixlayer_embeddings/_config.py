@@ -1,0 +1,172 @@
+"""Configuration: defaults, the environment (read here and nowhere else), and known models."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from ._exceptions import ConfigurationError, InsecureTransportError
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "MAX_BATCH_SIZE",
+    "MODEL_ENV",
+    "ModelSpec",
+    "Secret",
+    "Settings",
+    "lookup_model",
+    "resolve_settings",
+]
+
+API_KEY_ENV = "MIXLAYER_API_KEY"
+BASE_URL_ENV = "MIXLAYER_BASE_URL"
+MODEL_ENV = "MIXLAYER_EMBEDDING_MODEL"
+DEFAULT_BASE_URL = "https://models.mixlayer.ai/v1"
+
+#: The reference's limit on items in one request.
+MAX_BATCH_SIZE = 2048
+#: Items per request when a call is split. Measured in benchmarks/ (see README): full-size
+#: requests need the fewest round trips, and the service caps a request at 2048 items.
+DEFAULT_BATCH_SIZE = 2048
+#: Requests in flight at once for one call. Measured in benchmarks/ (see README).
+DEFAULT_MAX_CONCURRENCY = 8
+DEFAULT_MAX_RETRIES = 3
+#: A big batch on an 8B model can take a while to come back: be patient reading, quick connecting.
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+class Secret:
+    """Holds a credential so that no repr, str, log line or pickle shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # A pickle is a serialized form: it must not carry the key.
+        raise TypeError("a Secret cannot be pickled; pass the key again or use the environment")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What we know of a model, to refuse what the service would refuse."""
+
+    name: str
+    min_dimensions: int
+    max_dimensions: int
+    input_types: frozenset[str]
+
+
+_QWEN3_EMBEDDING_8B = ModelSpec(
+    name="Qwen3 Embedding 8B",
+    min_dimensions=32,
+    max_dimensions=4096,
+    input_types=frozenset({"query", "document"}),
+)
+_KNOWN_MODELS: dict[str, ModelSpec] = {"qwen3-embedding-8b": _QWEN3_EMBEDDING_8B}
+
+
+def lookup_model(model: str) -> ModelSpec | None:
+    """Recognise a model id leniently: any case, any org prefix, ``_`` or ``-``.
+
+    ``qwen/qwen3-embedding-8b``, ``Qwen/Qwen3-Embedding-8B`` and ``qwen3_embedding_8b`` are all
+    Qwen3 Embedding 8B; an unknown id returns None and is left for the server to judge.
+    """
+    key = model.strip().rsplit("/", 1)[-1].lower().replace("_", "-")
+    return _KNOWN_MODELS.get(key)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        ".localhost"
+    ):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved client settings. ``api_key`` is a Secret, so the repr never shows it."""
+
+    api_key: Secret
+    base_url: httpx.URL
+    model: str
+    spec: ModelSpec | None = field(default=None)
+
+
+def _pick(explicit: str | None, env: Mapping[str, str], name: str) -> str | None:
+    if explicit is not None:
+        return explicit
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def resolve_settings(
+    *,
+    api_key: str | Secret | None,
+    base_url: str | httpx.URL | None,
+    model: str | None,
+    allow_insecure_http: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Explicit argument, then environment, then a clear error naming the missing variable."""
+    env = os.environ if environ is None else environ
+    key = api_key if isinstance(api_key, Secret) else _pick(api_key, env, API_KEY_ENV)
+    if key is None or (isinstance(key, str) and not key.strip()):
+        raise ConfigurationError(
+            f"No Mixlayer API key: pass api_key=... or set the {API_KEY_ENV} environment variable."
+        )
+    secret = key if isinstance(key, Secret) else Secret(key.strip())
+
+    chosen_model = _pick(model, env, MODEL_ENV)
+    if chosen_model is None or not chosen_model.strip():
+        raise ConfigurationError(
+            f"No embedding model: pass model=... or set the {MODEL_ENV} environment variable "
+            "(for example qwen/qwen3-embedding-8b)."
+        )
+
+    raw_url = base_url if base_url is not None else _pick(None, env, BASE_URL_ENV)
+    url = httpx.URL(str(raw_url) if raw_url is not None else DEFAULT_BASE_URL)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(
+            f"base_url must be an absolute http(s) URL such as {DEFAULT_BASE_URL}, got {url!s}"
+        )
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        raise InsecureTransportError(
+            f"Refusing to send the API key over plain http:// to {url.host}: use https://, "
+            "or pass allow_insecure_http=True if this network is trusted."
+        )
+    # Keep a trailing slash so relative joins ("embeddings") land under the version prefix.
+    if not url.raw_path.endswith(b"/"):
+        url = url.copy_with(raw_path=url.raw_path + b"/")
+    return Settings(
+        api_key=secret, base_url=url, model=chosen_model.strip(), spec=lookup_model(chosen_model)
+    )

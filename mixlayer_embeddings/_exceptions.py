@@ -1,0 +1,229 @@
+"""Every error this package raises, in one tree.
+
+::
+
+    MixlayerError
+    ├── ConfigurationError (also ValueError)       missing key/model, bad client settings
+    │   └── InsecureTransportError                  a key over plain http:// to a remote host
+    ├── InvalidRequestError (also ValueError)       refused before anything is sent
+    │   ├── InvalidInputError                       bad ``input`` items (names their indexes)
+    │   └── InvalidParameterError                   bad ``dimensions``, ``encoding_format``, ...
+    └── APIError                                    something went wrong talking to the service
+        ├── APIStatusError                          the service answered with an error status
+        │   ├── BadRequestError              400
+        │   ├── AuthenticationError          401
+        │   ├── PermissionDeniedError        403
+        │   ├── NotFoundError                404
+        │   ├── RateLimitError               429
+        │   └── InternalServerError          5xx
+        ├── APIConnectionError                      no answer: DNS, refused, reset, protocol
+        │   └── APITimeoutError                     no answer in time
+        └── ResponseValidationError                 an answer we cannot trust (shape, indexes)
+
+``make_status_error`` is the one place a status code becomes a class, and
+``translate_transport_error`` the one place an httpx exception becomes ours.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "InsecureTransportError",
+    "InternalServerError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "InvalidRequestError",
+    "MixlayerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+]
+
+# How many offending indexes an error message spells out; the attribute keeps them all.
+_MAX_INDEXES_IN_MESSAGE = 20
+
+
+class MixlayerError(Exception):
+    """Base class of every error raised by mixlayer-embeddings."""
+
+
+class ConfigurationError(MixlayerError, ValueError):
+    """The client cannot be configured: a missing key or model, or a bad setting."""
+
+
+class InsecureTransportError(ConfigurationError):
+    """Refused to send the API key over plain ``http://`` to a host that is not loopback."""
+
+
+class InvalidRequestError(MixlayerError, ValueError):
+    """A request the service would refuse, caught before it was sent.
+
+    ``param`` names the offending parameter.
+    """
+
+    def __init__(self, message: str, *, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class InvalidInputError(InvalidRequestError):
+    """One or more ``input`` items are invalid; ``indexes`` lists every offending item."""
+
+    def __init__(self, message: str, *, indexes: Sequence[int] = ()) -> None:
+        self.indexes: list[int] = list(indexes)
+        if self.indexes:
+            shown = ", ".join(str(i) for i in self.indexes[:_MAX_INDEXES_IN_MESSAGE])
+            more = len(self.indexes) - _MAX_INDEXES_IN_MESSAGE
+            suffix = f" and {more} more" if more > 0 else ""
+            noun = "index" if len(self.indexes) == 1 else "indexes"
+            message = f"{message} (input {noun} {shown}{suffix})"
+        super().__init__(message, param="input")
+
+
+class InvalidParameterError(InvalidRequestError):
+    """A parameter other than ``input`` is invalid."""
+
+
+class APIError(MixlayerError):
+    """An error while talking to the service. ``request`` is the request that failed."""
+
+    def __init__(
+        self, message: str, *, request: httpx.Request | None = None, body: object | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request = request
+        self.body = body
+
+
+class APIConnectionError(APIError):
+    """The service could not be reached, or the connection broke before an answer."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The service did not answer within the configured timeout."""
+
+
+class ResponseValidationError(APIError):
+    """The service answered, but the answer cannot be trusted (shape, indexes, lengths)."""
+
+
+class APIStatusError(APIError):
+    """The service answered with an error status.
+
+    ``code`` and ``type`` come from the OpenAI error envelope
+    (``{"error": {"message", "type", "code"}}``) when the body has one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: httpx.Response,
+        body: object | None,
+        code: str | None,
+        type: str | None,  # noqa: A002 - mirrors the envelope's field name
+    ) -> None:
+        super().__init__(message, request=response.request, body=body)
+        self.response = response
+        self.status_code = response.status_code
+        self.code = code
+        self.type = type
+        self.request_id: str | None = response.headers.get("x-request-id")
+
+
+class BadRequestError(APIStatusError):
+    """400: the service refused the request (``code`` says why, e.g. ``invalid_input``)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing or wrong."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key is not allowed to use this model or endpoint."""
+
+
+class NotFoundError(APIStatusError):
+    """404: unknown model or endpoint."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; retried automatically up to ``max_retries``."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the service failed; retried automatically up to ``max_retries``."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def _decode_body(response: httpx.Response) -> object | None:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text or None
+
+
+def make_status_error(response: httpx.Response) -> APIStatusError:
+    """Map an error response to its exception class, with the envelope's fields on it."""
+    body = _decode_body(response)
+    message: str | None = None
+    code: str | None = None
+    error_type: str | None = None
+    envelope: Any = body.get("error") if isinstance(body, dict) else None
+    if isinstance(envelope, dict):
+        message = envelope.get("message") if isinstance(envelope.get("message"), str) else None
+        code = str(envelope["code"]) if envelope.get("code") is not None else None
+        error_type = envelope.get("type") if isinstance(envelope.get("type"), str) else None
+    elif isinstance(envelope, str):
+        message = envelope
+    if message is None:
+        # Not our envelope (a proxy's HTML page, say): say so briefly, never dump the page.
+        text = body if isinstance(body, str) else ""
+        message = text.strip().splitlines()[0][:200] if text.strip() else "no error message"
+    status = response.status_code
+    reason = response.reason_phrase or "error"
+    label = f"Error code: {status} {reason}"
+    if code:
+        label += f" ({code})"
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else APIStatusError
+    return cls(
+        f"{label}: {message}", response=response, body=body, code=code, type=error_type
+    )
+
+
+def translate_transport_error(exc: httpx.TransportError) -> APIConnectionError:
+    """The one place an httpx transport exception becomes ours (raise it ``from exc``)."""
+    request: httpx.Request | None
+    try:
+        request = exc.request
+    except RuntimeError:  # httpx raises when an exception was built without a request
+        request = None
+    where = f" ({request.method} {request.url})" if request is not None else ""
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"Request timed out{where}: {type(exc).__name__}", request=request)
+    detail = str(exc) or type(exc).__name__
+    return APIConnectionError(f"Connection error{where}: {detail}", request=request)

@@ -1,0 +1,128 @@
+"""One parser for both clients: decode a response body and check that it can be trusted."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import sys
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ._exceptions import ResponseValidationError
+from ._models import Usage
+
+__all__ = ["ParsedBatch", "decode_base64_vector", "parse_embedding_response"]
+
+_BIG_ENDIAN_HOST = sys.byteorder == "big"
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    """The vectors of one request, already in the order of that request's items."""
+
+    embeddings: list[list[float]]
+    model: str
+    usage: Usage
+
+
+def decode_base64_vector(encoded: str) -> list[float]:
+    """Decode the service's base64 form: little-endian float32, whatever this host's order."""
+    raw = base64.b64decode(encoded, validate=True)
+    if len(raw) % 4:
+        raise ValueError(f"{len(raw)} bytes is not a whole number of float32 values")
+    values = array("f")
+    values.frombytes(raw)
+    if _BIG_ENDIAN_HOST:
+        values.byteswap()
+    return values.tolist()
+
+
+def _fail(message: str, response: httpx.Response, body: object = None) -> ResponseValidationError:
+    return ResponseValidationError(
+        f"Untrusted response from {response.request.method} {response.request.url}: {message}",
+        request=response.request,
+        body=body,
+    )
+
+
+def _vector(raw: object, index: int, response: httpx.Response) -> list[float]:
+    if isinstance(raw, str):
+        try:
+            vector = decode_base64_vector(raw)
+        except (binascii.Error, ValueError) as exc:
+            raise _fail(f"data item with index {index} has bad base64: {exc}", response) from exc
+    elif isinstance(raw, list):
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw
+        ):
+            raise _fail(f"data item with index {index} has non-numeric values", response)
+        vector = [float(v) for v in raw]
+    else:
+        raise _fail(
+            f"data item with index {index} has an embedding of type {type(raw).__name__}", response
+        )
+    # One C-speed pass: a sum is finite exactly when every term is (float32-sized values
+    # cannot overflow a float64 sum), and NaN or inf anywhere makes it NaN or inf.
+    if not math.isfinite(sum(vector)):
+        raise _fail(f"data item with index {index} holds NaN or infinite values", response)
+    return vector
+
+
+def parse_embedding_response(
+    response: httpx.Response, *, expected_count: int, dimensions: int | None
+) -> ParsedBatch:
+    """Place every vector by its ``index`` field, never by position, and refuse anything odd.
+
+    Missing, duplicated or out-of-range indexes, a wrong ``data`` count, vectors of different
+    lengths (or not ``dimensions`` long, when it was asked for) raise ResponseValidationError.
+    """
+    try:
+        body: Any = response.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        snippet = response.text[:120].strip()
+        raise _fail(f"body is not JSON (starts {snippet!r})", response) from exc
+    if not isinstance(body, dict):
+        raise _fail(f"body is a JSON {type(body).__name__}, not an object", response, body)
+    if "error" in body and "data" not in body:
+        raise _fail(f"status {response.status_code} with an error envelope: {body['error']!r}",
+                    response, body)
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise _fail("no 'data' list", response, body)
+    if len(data) != expected_count:
+        raise _fail(f"{len(data)} embeddings for {expected_count} inputs", response, body)
+
+    slots: list[list[float] | None] = [None] * expected_count
+    for position, item in enumerate(data):
+        index = item.get("index") if isinstance(item, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise _fail(f"data[{position}] has no integer 'index'", response, body)
+        if not 0 <= index < expected_count:
+            raise _fail(f"index {index} is out of range for {expected_count} inputs", response,
+                        body)
+        if slots[index] is not None:
+            raise _fail(f"index {index} appears more than once", response, body)
+        slots[index] = _vector(item.get("embedding"), index, response)
+
+    vectors: list[list[float]] = slots  # type: ignore[assignment]  # count + uniqueness => full
+    lengths = {len(v) for v in vectors}
+    if dimensions is not None and lengths != {dimensions}:
+        raise _fail(f"vectors of length {sorted(lengths)} where dimensions={dimensions} was asked",
+                    response, body)
+    if len(lengths) > 1:
+        raise _fail(f"vectors of different lengths {sorted(lengths)}", response, body)
+    if 0 in lengths:
+        raise _fail("empty vectors", response, body)
+
+    usage_raw = body.get("usage")
+    usage = Usage()
+    if isinstance(usage_raw, dict):
+        prompt = usage_raw.get("prompt_tokens")
+        total = usage_raw.get("total_tokens", prompt)
+        usage = Usage(prompt if isinstance(prompt, int) else 0, total if isinstance(total, int) else 0)
+    model = body.get("model")
+    return ParsedBatch(vectors, model if isinstance(model, str) else "", usage)

@@ -1,0 +1,116 @@
+"""The retry policy, as pure functions: whether to retry, and how long to wait first.
+
+Retried: connection errors and timeouts, 408, 409, 429 and 5xx, unless the service says
+``x-should-retry: false``; ``x-should-retry: true`` retries anything. Never other 4xx.
+The wait honours ``retry-after-ms``, then ``Retry-After`` (seconds or an HTTP date), up to
+``MAX_RETRY_AFTER``; otherwise it is exponential backoff with jitter, 0.5 s doubling to 8 s.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Mapping
+
+from ._exceptions import APIConnectionError, APIError, APIStatusError
+
+__all__ = [
+    "INITIAL_RETRY_DELAY",
+    "MAX_RETRY_AFTER",
+    "MAX_RETRY_DELAY",
+    "backoff_delay",
+    "is_testing",
+    "parse_retry_after",
+    "retry_delay",
+    "set_testing",
+    "should_retry",
+]
+
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+#: The longest server-requested wait we honour; a longer one is clamped to this.
+MAX_RETRY_AFTER = 60.0
+
+_RETRYABLE_STATUSES = frozenset({408, 409, 429})
+_testing = False
+
+
+def set_testing(on: bool) -> None:
+    """Turn backoff sleeping off (``True``) for test suites; retries still happen."""
+    global _testing
+    _testing = on
+
+
+def is_testing() -> bool:
+    return _testing
+
+
+def should_retry(status_code: int | None, headers: Mapping[str, str]) -> bool:
+    """``status_code`` None means no answer arrived (connection error or timeout)."""
+    verdict = headers.get("x-should-retry", "").strip().lower()
+    if verdict == "true":
+        return True
+    if verdict == "false":
+        return False
+    if status_code is None:
+        return True
+    return status_code in _RETRYABLE_STATUSES or status_code >= 500
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait, or None when it did not say (or said nonsense)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            ms = float(raw_ms)
+        except ValueError:
+            ms = -1.0
+        if ms >= 0 and ms == ms:  # ms == ms refuses NaN
+            return ms / 1000.0
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(raw)
+        if parsed is None:
+            return None
+        moment = email.utils.mktime_tz(parsed)
+        seconds = moment - (time.time() if now is None else now)
+        return max(seconds, 0.0)
+    if seconds != seconds or seconds < 0:
+        return None
+    return seconds
+
+
+def backoff_delay(retries_done: int, jitter: float) -> float:
+    """0.5 s doubling to 8 s; ``jitter`` in [0, 1) takes off up to a quarter, to spread clients."""
+    base = min(INITIAL_RETRY_DELAY * 2.0**retries_done, MAX_RETRY_DELAY)
+    return base * (1.0 - 0.25 * jitter)
+
+
+def retry_delay(
+    error: APIError,
+    retries_done: int,
+    max_retries: int,
+    *,
+    now: float | None = None,
+    jitter: float | None = None,
+) -> float | None:
+    """How long to wait before retrying after ``error``, or None to give up and raise it."""
+    if retries_done >= max_retries:
+        return None
+    if isinstance(error, APIStatusError):
+        headers: Mapping[str, str] = error.response.headers
+        if not should_retry(error.status_code, headers):
+            return None
+    elif isinstance(error, APIConnectionError):
+        headers = {}
+    else:
+        return None
+    asked = parse_retry_after(headers, now)
+    if asked is not None:
+        return min(asked, MAX_RETRY_AFTER)
+    return backoff_delay(retries_done, random.random() if jitter is None else jitter)  # noqa: S311 - jitter, not crypto

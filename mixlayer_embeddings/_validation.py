@@ -1,0 +1,164 @@
+"""Checks that refuse, before anything is sent, what the reference says the service refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from ._config import MAX_BATCH_SIZE, ModelSpec
+from ._exceptions import InvalidInputError, InvalidParameterError
+
+__all__ = ["EmbeddingInput", "NormalizedInput", "normalize_input", "validate_options"]
+
+#: Every input form of the reference: a string, strings, a token array, token arrays.
+EmbeddingInput = Union[str, Sequence[str], Sequence[int], Sequence[Sequence[int]]]
+Item = Union[str, list[int]]
+
+ENCODING_FORMATS = ("float", "base64")
+
+
+@dataclass(frozen=True)
+class NormalizedInput:
+    """The input as a list of items, and whether the caller passed one item or many."""
+
+    items: list[Item]
+    kind: Literal["text", "tokens"]
+    single: bool
+
+
+def _is_token(value: object) -> bool:
+    # bool is a subclass of int, but True is not a token id.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _token_array(value: Sequence[object], where: str, index: int | None) -> list[int]:
+    bad = [i for i, token in enumerate(value) if not _is_token(token)]
+    if bad:
+        shown = ", ".join(f"{i} ({type(value[i]).__name__})" for i in bad[:10])
+        raise InvalidInputError(
+            f"token arrays must hold only ints; {where} has non-int tokens at positions {shown}",
+            indexes=[] if index is None else [index],
+        )
+    return list(value)  # type: ignore[arg-type]  # every element was just checked to be an int
+
+
+def normalize_input(value: object) -> NormalizedInput:
+    """Accept every form of the reference; raise ``InvalidInputError`` naming each bad item.
+
+    An empty list is valid here (it embeds to nothing, without a request); the request size
+    limit is the batching plan's business, since a long list is split, not refused.
+    """
+    if isinstance(value, str):
+        if not value:
+            raise InvalidInputError("input strings must not be empty", indexes=[0])
+        return NormalizedInput([value], "text", single=True)
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence):
+        raise InvalidInputError(
+            "input must be a string, a list of strings, a token array (list of ints) or a list "
+            f"of token arrays; got {type(value).__name__}"
+        )
+    if len(value) == 0:
+        return NormalizedInput([], "text", single=False)
+    if any(_is_token(v) for v in value) and not any(
+        isinstance(v, (str, Sequence)) for v in value
+    ):
+        # A flat list with ints in it is one token array; floats or bools in it are bad tokens.
+        return NormalizedInput([_token_array(value, "the token array", 0)], "tokens", single=True)
+
+    first = value[0]
+    kind: Literal["text", "tokens"] = (
+        "tokens" if isinstance(first, Sequence) and not isinstance(first, str) else "text"
+    )
+    items: list[Item] = []
+    wrong_type: list[int] = []
+    empty: list[int] = []
+    for i, item in enumerate(value):
+        if kind == "text":
+            if not isinstance(item, str):
+                wrong_type.append(i)
+            elif not item:
+                empty.append(i)
+            else:
+                items.append(item)
+        else:
+            if isinstance(item, (str, bytes, bytearray)) or not isinstance(item, Sequence):
+                wrong_type.append(i)
+            elif len(item) == 0:
+                empty.append(i)
+            else:
+                items.append(_token_array(item, f"input[{i}]", i))
+    if wrong_type:
+        expected = "strings" if kind == "text" else "token arrays (lists of ints)"
+        found = ", ".join(sorted({type(value[i]).__name__ for i in wrong_type}))
+        raise InvalidInputError(
+            f"input items must be all strings or all token arrays; expected {expected}, "
+            f"found {found}",
+            indexes=wrong_type,
+        )
+    if empty:
+        what = "input strings" if kind == "text" else "token arrays"
+        raise InvalidInputError(f"{what} must not be empty", indexes=empty)
+    return NormalizedInput(items, kind, single=False)
+
+
+def validate_options(
+    *,
+    spec: ModelSpec | None,
+    input_type: object,
+    dimensions: object,
+    encoding_format: object,
+    normalize: object,
+    truncate: object,
+) -> None:
+    """Refuse bad parameters, with the model's own limits when we recognise the model."""
+    if dimensions is not None:
+        if not _is_token(dimensions) or dimensions <= 0:  # type: ignore[operator]
+            raise InvalidParameterError(
+                f"dimensions must be an integer greater than 0, got {dimensions!r}",
+                param="dimensions",
+            )
+        assert isinstance(dimensions, int)
+        if spec is not None and not spec.min_dimensions <= dimensions <= spec.max_dimensions:
+            raise InvalidParameterError(
+                f"dimensions={dimensions} is out of range for {spec.name}: "
+                f"use an integer from {spec.min_dimensions} to {spec.max_dimensions}",
+                param="dimensions",
+            )
+    if encoding_format is not None and encoding_format not in ENCODING_FORMATS:
+        raise InvalidParameterError(
+            f'encoding_format must be "float" or "base64", got {encoding_format!r}',
+            param="encoding_format",
+        )
+    if input_type is not None:
+        if not isinstance(input_type, str):
+            raise InvalidParameterError(
+                f"input_type must be a string, got {type(input_type).__name__}",
+                param="input_type",
+            )
+        if spec is not None and input_type not in spec.input_types:
+            allowed = " or ".join(repr(t) for t in sorted(spec.input_types, reverse=True))
+            raise InvalidParameterError(
+                f"input_type={input_type!r} is not supported by {spec.name}: use {allowed}, "
+                "or None to omit it",
+                param="input_type",
+            )
+    for name, flag in (("normalize", normalize), ("truncate", truncate)):
+        if flag is not None and not isinstance(flag, bool):
+            raise InvalidParameterError(
+                f"{name} must be True, False or None, got {flag!r}", param=name
+            )
+
+
+def check_batch_size(batch_size: object, max_concurrency: object) -> None:
+    """Refuse client settings that could only produce requests the service refuses."""
+    if not _is_token(batch_size) or not 1 <= batch_size <= MAX_BATCH_SIZE:  # type: ignore[operator]
+        raise InvalidParameterError(
+            f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {batch_size!r}",
+            param="batch_size",
+        )
+    if not _is_token(max_concurrency) or max_concurrency < 1:  # type: ignore[operator]
+        raise InvalidParameterError(
+            f"max_concurrency must be an integer of at least 1, got {max_concurrency!r}",
+            param="max_concurrency",
+        )
