@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/python -m mixlayer_embeddings.demo $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest --record-mode=none --block-network $(ARGS)
+	$(BIN)/python -m pytest --record-mode=none --block-network --allowed-hosts=127.0.0.1,localhost $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

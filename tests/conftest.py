@@ -93,3 +93,83 @@ def error_response(status: int, code: str | None = None, headers: dict[str, str]
 @pytest.fixture
 def service() -> FakeService:
     return FakeService()
+
+
+# -- cassettes (vcrpy through pytest-recording) ---------------------------------------------
+
+CASSETTE_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "cassettes"
+#: Recorded URIs are rewritten to the service's own origin, so a cassette recorded from the
+#: emulator on any port (or from the real service) replays the same way.
+CANONICAL_ORIGIN = "https://models.mixlayer.ai"
+_KEY_HEADERS = ("authorization", "x-api-key", "api-key", "openai-api-key", "cookie",
+                "set-cookie", "proxy-authorization")
+
+
+def _canonical_request(request):
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(request.uri)
+    canon = urlsplit(CANONICAL_ORIGIN)
+    request.uri = urlunsplit((canon.scheme, canon.netloc, parts.path, parts.query, ""))
+    for name in list(request.headers):
+        if name.lower() in _KEY_HEADERS:
+            del request.headers[name]
+    return request
+
+
+def _scrub_response(response):
+    headers = response.get("headers", {})
+    for name in list(headers):
+        if name.lower() in _KEY_HEADERS:
+            del headers[name]
+    return response
+
+
+def _json_body(r1, r2) -> None:
+    def load(r):
+        body = r.body or b""
+        return json.loads(body) if body else None
+
+    assert load(r1) == load(r2), "JSON bodies differ"
+
+
+@pytest.fixture(scope="module")
+def vcr_config() -> dict[str, Any]:
+    return {
+        "filter_headers": [(h, None) for h in _KEY_HEADERS],
+        "before_record_request": _canonical_request,
+        "before_record_response": _scrub_response,
+        "match_on": ["method", "uri", "json_body"],
+        "decode_compressed_response": True,
+    }
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir(request: pytest.FixtureRequest) -> str:
+    return str(CASSETTE_DIR / request.module.__name__.split(".")[-1])
+
+
+def pytest_recording_configure(config, vcr) -> None:
+    vcr.register_matcher("json_body", _json_body)
+
+
+@pytest.fixture
+def cassette_target(request: pytest.FixtureRequest):
+    """Where cassette tests send: replaying, any loopback URL (never contacted); recording,
+    the real service when MIXLAYER_API_KEY is set, else an emulator started for the purpose."""
+    import os
+
+    mode = request.config.getoption("--record-mode") or "none"
+    if mode == "none":
+        yield {"base_url": "http://127.0.0.1:9/v1", "api_key": "replaying-no-key-needed",
+               "model": MODEL}
+        return
+    if os.environ.get("MIXLAYER_API_KEY"):
+        yield {"base_url": os.environ.get("MIXLAYER_BASE_URL", CANONICAL_ORIGIN + "/v1"),
+               "api_key": os.environ["MIXLAYER_API_KEY"],
+               "model": os.environ.get("MIXLAYER_EMBEDDING_MODEL", MODEL)}
+        return
+    from mixlayer_embeddings.emulator import Emulator
+
+    with Emulator() as emulator:
+        yield {"base_url": emulator.base_url, "api_key": emulator.api_key, "model": MODEL}

@@ -1,0 +1,133 @@
+"""A local server that speaks the Mixlayer embeddings API, for offline development and tests.
+
+>>> from mixlayer_embeddings.emulator import Emulator
+>>> with Emulator() as emu:  # doctest: +SKIP
+...     print(emu.base_url, emu.api_key, emu.model)
+
+Or from a shell: ``mixlayer-emulator --port 8765 --api-key KEY``. In pytest, the
+``mixlayer_emulator`` fixture (installed with this package) yields a running one.
+Its vectors are a deterministic lexical stand-in, not Qwen3: see ``_vectors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from ._app import CHAT_MODEL, CONTEXT_WINDOW, EMBEDDING_MODEL, EmulatorState, create_app
+from ._vectors import FULL_DIMENSIONS, embed_items
+
+__all__ = [
+    "CHAT_MODEL",
+    "CONTEXT_WINDOW",
+    "EMBEDDING_MODEL",
+    "FULL_DIMENSIONS",
+    "Emulator",
+    "EmulatorState",
+    "create_app",
+    "embed_items",
+]
+
+
+class Emulator:
+    """The emulator on a background thread of this process, on a free loopback port."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        latency_ms: float = 0.0,
+        fault_rate: float = 0.0,
+        rate_limit: float | None = None,
+        context_window: int = CONTEXT_WINDOW,
+        seed: int = 0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.state = EmulatorState(
+            api_key=api_key or f"emu-{secrets.token_hex(12)}",
+            latency_ms=latency_ms,
+            fault_rate=fault_rate,
+            rate_limit=rate_limit,
+            context_window=context_window,
+            seed=seed,
+        )
+        self.model = EMBEDDING_MODEL
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def api_key(self) -> str:
+        return self.state.api_key
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def __repr__(self) -> str:
+        return f"Emulator(base_url={self.base_url!r})"
+
+    def start(self) -> Emulator:
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(self.state), log_level="error", http="h11", lifespan="off",
+            access_log=False, timeout_keep_alive=30,
+        )
+        self._server = uvicorn.Server(config)
+        started = threading.Event()
+
+        def serve() -> None:
+            async def main() -> None:
+                task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
+                while not self._server.started and not task.done():
+                    await asyncio.sleep(0.005)
+                started.set()
+                await task
+
+            asyncio.run(main())
+
+        self._thread = threading.Thread(target=serve, name="mixlayer-emulator", daemon=True)
+        self._thread.start()
+        if not started.wait(10) or not self._server.started:
+            raise RuntimeError("the Mixlayer emulator did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self._server = self._thread = None
+
+    def script(self, faults: Iterable[dict[str, Any]]) -> None:
+        """Queue faults for the next responses, e.g. ``{"status": 429, "retry_after": 1}``,
+        ``{"status": 503}``, ``{"drop": True}``, ``{"slow_body_s": 2}``, ``{"latency_ms": 200}``,
+        ``{"status": 502, "html": True}``."""
+        self.state.script.extend(faults)
+
+    def reset(self) -> None:
+        """Clear faults, latency, the rate limit and the counters."""
+        self.state.reset()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

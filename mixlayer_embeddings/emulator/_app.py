@@ -1,0 +1,334 @@
+"""The emulator's ASGI app: the Mixlayer embeddings API, faithful to its reference page.
+
+Routes: ``POST /v1/embeddings``, ``GET /v1/models``; and, for tests and benchmarks,
+``POST /_emulator/script`` (queue faults for the next responses), ``POST /_emulator/reset``
+and ``GET /_emulator/stats``. Every route needs the Bearer key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import logging
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._config import MAX_BATCH_SIZE, lookup_model
+from .._exceptions import InvalidInputError, InvalidParameterError
+from .._validation import normalize_input, validate_options
+from ._vectors import FULL_DIMENSIONS, count_tokens, embed_items, tokenize
+
+__all__ = ["CHAT_MODEL", "CONTEXT_WINDOW", "EMBEDDING_MODEL", "EmulatorState", "create_app"]
+
+EMBEDDING_MODEL = "qwen/qwen3-embedding-8b"
+CHAT_MODEL = "qwen/qwen3.5-9b"
+#: Qwen3 Embedding 8B's context window, in tokens.
+CONTEXT_WINDOW = 32768
+
+_PARAM_CODES = {
+    "dimensions": "invalid_dimensions",
+    "encoding_format": "invalid_encoding_format",
+    "input": "invalid_input",
+    "input_type": "invalid_input_type",
+}
+
+
+@dataclass
+class EmulatorState:
+    """What the emulator is configured to do, and what it has seen. Thread-safe to poke."""
+
+    api_key: str
+    latency_ms: float = 0.0
+    fault_rate: float = 0.0
+    rate_limit: float | None = None
+    context_window: int = CONTEXT_WINDOW
+    seed: int = 0
+    script: deque[dict[str, Any]] = field(default_factory=deque)
+    requests: int = 0
+    items: int = 0
+    faults: int = 0
+    rate_limited: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _random: random.Random = field(default_factory=random.Random, repr=False)
+    _bucket: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._random.seed(self.seed)
+
+    def next_fault(self) -> dict[str, Any] | None:
+        with self._lock:
+            if self.script:
+                return self.script.popleft()
+            if self.fault_rate and self._random.random() < self.fault_rate:
+                kind = self._random.choice(("429", "503", "drop"))
+                if kind == "429":
+                    return {"status": 429, "retry_after": 0.05, "code": "rate_limited"}
+                if kind == "503":
+                    return {"status": 503, "code": "overloaded"}
+                return {"drop": True}
+            return None
+
+    def take_token(self, key: str) -> float | None:
+        """Token bucket per key: None to go ahead, else the seconds until a token is free."""
+        if not self.rate_limit:
+            return None
+        with self._lock:
+            now = time.monotonic()
+            tokens, last = self._bucket.get(key, (self.rate_limit, now))
+            tokens = min(self.rate_limit, tokens + (now - last) * self.rate_limit)
+            if tokens >= 1.0:
+                self._bucket[key] = (tokens - 1.0, now)
+                return None
+            self._bucket[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate_limit
+
+    def reset(self) -> None:
+        with self._lock:
+            self.script.clear()
+            self.requests = self.items = self.faults = self.rate_limited = 0
+            self.fault_rate = 0.0
+            self.latency_ms = 0.0
+            self.rate_limit = None
+            self._bucket.clear()
+            self._random.seed(self.seed)
+
+    def stats(self) -> dict[str, int]:
+        return {"requests": self.requests, "items": self.items, "faults": self.faults,
+                "rate_limited": self.rate_limited}
+
+
+def _error(status: int, message: str, code: str | None, error_type: str = "invalid_request_error",
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": error_type, "code": code}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+class DroppedConnection(Exception):  # noqa: N818 - a signal to the server, not an error
+    """Raised inside the app to make the server drop the connection (a scripted fault)."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keep scripted drops out of the server's error log; real errors still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+class _Refusal(Exception):
+    def __init__(self, response: JSONResponse) -> None:
+        self.response = response
+
+
+def _bad_request(message: str, code: str = "invalid_request") -> _Refusal:
+    return _Refusal(_error(400, message, code))
+
+
+class _GateMiddleware:
+    """Auth, per-key rate limit, latency and scripted faults, ahead of every route."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        auth = headers.get("authorization", "")
+        given = auth[7:] if auth.lower().startswith("bearer ") else ""
+        if not hmac.compare_digest(given.encode(), self.state.api_key.encode()):
+            message = "missing API key" if not auth else "invalid API key"
+            await _error(401, f"{message}: send Authorization: Bearer $MIXLAYER_API_KEY",
+                         "invalid_api_key", "authentication_error")(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/_emulator/"):
+            await self.app(scope, receive, send)
+            return
+        self.state.requests += 1
+        wait = self.state.take_token(given)
+        if wait is not None:
+            self.state.rate_limited += 1
+            await _error(429, "rate limit exceeded for this API key", "rate_limited",
+                         "rate_limit_error",
+                         headers={"retry-after": f"{wait:.3f}",
+                                  "retry-after-ms": str(max(1, round(wait * 1000)))},
+                         )(scope, receive, send)
+            return
+        fault = self.state.next_fault()
+        latency = (fault or {}).get("latency_ms", self.state.latency_ms)
+        if latency:
+            await asyncio.sleep(latency / 1000)
+        if fault is None or set(fault) == {"latency_ms"}:
+            await self.app(scope, receive, send)
+            return
+        self.state.faults += 1
+        await self._fault(fault, scope, receive, send)
+
+    async def _fault(self, fault: dict[str, Any], scope: Scope, receive: Receive,
+                     send: Send) -> None:
+        if fault.get("drop"):
+            # Start a response, then fail: the server closes the socket mid-response, and the
+            # client sees the connection drop before a body arrives.
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", b"1000")]})
+            raise DroppedConnection
+        if "slow_body_s" in fault:
+            captured: list[Message] = []
+
+            async def hold(message: Message) -> None:
+                captured.append(message)
+
+            await self.app(scope, receive, hold)
+            for message in captured:
+                if message["type"] == "http.response.body":
+                    await asyncio.sleep(float(fault["slow_body_s"]))
+                await send(message)
+            return
+        status = int(fault.get("status", 500))
+        extra: dict[str, str] = {}
+        if "retry_after" in fault:
+            extra["retry-after"] = str(fault["retry_after"])
+        if "retry_after_ms" in fault:
+            extra["retry-after-ms"] = str(fault["retry_after_ms"])
+        if fault.get("html"):
+            response: Response = Response(
+                "<html><body><h1>502 Bad Gateway</h1></body></html>", status_code=status,
+                media_type="text/html", headers=extra)
+        else:
+            response = _error(status, fault.get("message", f"emulated fault {status}"),
+                              fault.get("code"), "server_error" if status >= 500 else
+                              "rate_limit_error" if status == 429 else "invalid_request_error",
+                              headers=extra)
+        await response(scope, receive, send)
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _bad_request(f"request body is not valid JSON: {exc}", "invalid_json") from exc
+    if not isinstance(body, dict):
+        raise _bad_request("request body must be a JSON object")
+    return body
+
+
+def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, list[Any], bool]:
+    """Refuse what the service refuses, with its codes; return (model, items, truncate)."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad_request("model is required and must be a string", "missing_model")
+    if model.lower() == CHAT_MODEL:
+        raise _Refusal(_error(400, f"model {model} is not an embedding model",
+                              "model_kind_mismatch"))
+    if lookup_model(model) is None:
+        raise _Refusal(_error(404, f"model {model} does not exist or is not available to this "
+                                   "API key", "model_not_found"))
+    if "input" not in body or body["input"] is None:
+        raise _bad_request("input is required", "invalid_input")
+    dimensions = body.get("dimensions")
+    try:
+        validate_options(spec=lookup_model(model), input_type=body.get("input_type"),
+                         dimensions=dimensions, encoding_format=body.get("encoding_format"),
+                         normalize=body.get("normalize"), truncate=body.get("truncate"))
+        normalized = normalize_input(body["input"])
+    except InvalidParameterError as exc:
+        raise _bad_request(str(exc), _PARAM_CODES.get(exc.param, "invalid_request")) from exc
+    except InvalidInputError as exc:
+        raise _bad_request(str(exc), "invalid_input") from exc
+    items = normalized.items
+    if not items:
+        raise _bad_request("input must not be empty", "invalid_input")
+    if len(items) > MAX_BATCH_SIZE:
+        raise _bad_request(f"input arrays must contain 1-{MAX_BATCH_SIZE} items, got "
+                           f"{len(items)}", "invalid_input")
+    truncate = body.get("truncate") is True
+    too_long = [i for i, item in enumerate(items) if count_tokens(item) > state.context_window]
+    if too_long and (normalized.kind == "tokens" or not truncate):
+        raise _bad_request(
+            f"input {'token arrays' if normalized.kind == 'tokens' else 'texts'} longer than the "
+            f"model context window ({state.context_window} tokens) at indexes "
+            f"{', '.join(map(str, too_long[:20]))}", "invalid_input")
+    for i in too_long:  # only texts get here, and only with truncate=true
+        items[i] = " ".join(tokenize(items[i])[: state.context_window])  # type: ignore[arg-type]
+    return model, items, truncate
+
+
+def create_app(state: EmulatorState) -> ASGIApp:
+    async def embeddings(request: Request) -> Response:
+        try:
+            body = _parse_body(await request.body())
+            model, items, _ = _check_request(body, state)
+        except _Refusal as refusal:
+            return refusal.response
+        dimensions = body.get("dimensions") or FULL_DIMENSIONS
+        vectors = embed_items(items, dimensions=dimensions, input_type=body.get("input_type"),
+                              normalize=body.get("normalize") is not False)
+        state.items += len(items)
+        as_base64 = body.get("encoding_format") == "base64"
+        little = vectors.astype("<f4", copy=False)
+        data = [
+            {"object": "embedding", "index": i,
+             "embedding": base64.b64encode(little[i].tobytes()).decode("ascii") if as_base64
+             else little[i].tolist()}
+            for i in range(len(items))
+        ]
+        tokens = sum(count_tokens(item) for item in items)
+        return JSONResponse({"object": "list", "data": data, "model": model,
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    async def models(request: Request) -> Response:
+        created = 1_700_000_000
+        return JSONResponse({"object": "list", "data": [
+            {"id": EMBEDDING_MODEL, "object": "model", "created": created, "owned_by": "qwen",
+             "kind": "embedding"},
+            {"id": CHAT_MODEL, "object": "model", "created": created, "owned_by": "qwen",
+             "kind": "chat"},
+        ]})
+
+    async def script(request: Request) -> Response:
+        try:
+            faults = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            faults = None
+        if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
+            return _error(400, "send a JSON list of fault objects", "invalid_request")
+        state.script.extend(faults)
+        return JSONResponse({"queued": len(state.script)})
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(state.stats())
+
+    app = Starlette(routes=[
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/_emulator/script", script, methods=["POST"]),
+        Route("/_emulator/reset", reset, methods=["POST"]),
+        Route("/_emulator/stats", stats, methods=["GET"]),
+    ])
+    return _GateMiddleware(app, state)
+

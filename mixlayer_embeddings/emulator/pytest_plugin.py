@@ -1,0 +1,31 @@
+"""pytest plugin: the ``mixlayer_emulator`` fixture, a running emulator for offline RAG tests.
+
+Installed with mixlayer-embeddings (a ``pytest11`` entry point); needs the ``emulator`` extra.
+The server is started once per session; each test gets it reset (no faults, no latency).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from . import Emulator
+
+
+@pytest.fixture(scope="session")
+def _mixlayer_emulator_server() -> Iterator[Emulator]:
+    from . import Emulator
+
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def mixlayer_emulator(_mixlayer_emulator_server: Emulator) -> Iterator[Emulator]:
+    """A running emulator: ``.base_url``, ``.api_key``, ``.model``, ``.script([...])``."""
+    _mixlayer_emulator_server.reset()
+    yield _mixlayer_emulator_server
+    _mixlayer_emulator_server.reset()
