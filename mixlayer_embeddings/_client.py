@@ -14,6 +14,7 @@ import concurrent.futures
 import logging
 import platform
 import time
+import weakref
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -320,6 +321,9 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(**self._own_http_kwargs())
+        if self._owns_http:
+            # Dropped without close(): still return the pooled sockets.
+            weakref.finalize(self, self._http.close)
 
     def embed(
         self,
@@ -425,6 +429,19 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(**self._own_http_kwargs())
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+
+    def _bind_loop(self) -> None:
+        """An owned pool belongs to one event loop; a call from a new loop gets a new pool.
+
+        Frameworks call async methods from whichever loop is running (``asyncio.run`` per call
+        is common); connections made on a closed loop cannot be reused.
+        """
+        loop = asyncio.get_running_loop()
+        if self._owns_http and self._http_loop is not loop:
+            if self._http_loop is not None:
+                self._http = httpx.AsyncClient(**self._own_http_kwargs())
+            self._http_loop = loop
 
     async def embed(
         self,
@@ -443,6 +460,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
             input, model=model, input_type=input_type, dimensions=dimensions,
             encoding_format=encoding_format, normalize=normalize, truncate=truncate,
         )
+        self._bind_loop()
         gate = asyncio.Semaphore(self.max_concurrency)
 
         async def run(batch: list[Item]) -> ParsedBatch:

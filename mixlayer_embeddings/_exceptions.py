@@ -180,9 +180,10 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 
 def _decode_body(response: httpx.Response) -> object | None:
     try:
-        return response.json()
+        body: object = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return response.text or None
+    return body
 
 
 def make_status_error(response: httpx.Response) -> APIStatusError:
@@ -215,7 +216,7 @@ def make_status_error(response: httpx.Response) -> APIStatusError:
     )
 
 
-def translate_transport_error(exc: httpx.TransportError) -> APIConnectionError:
+def translate_transport_error(exc: httpx.RequestError) -> APIConnectionError:
     """The one place an httpx transport exception becomes ours (raise it ``from exc``)."""
     request: httpx.Request | None
     try:

@@ -9,7 +9,15 @@ from typing import Literal, Union
 from ._config import MAX_BATCH_SIZE, ModelSpec
 from ._exceptions import InvalidInputError, InvalidParameterError
 
-__all__ = ["EmbeddingInput", "NormalizedInput", "normalize_input", "validate_options"]
+__all__ = [
+    "EmbeddingInput",
+    "NormalizedInput",
+    "check_batch_size",
+    "check_text",
+    "check_texts",
+    "normalize_input",
+    "validate_options",
+]
 
 #: Every input form of the reference: a string, strings, a token array, token arrays.
 EmbeddingInput = Union[str, Sequence[str], Sequence[int], Sequence[Sequence[int]]]
@@ -162,3 +170,29 @@ def check_batch_size(batch_size: object, max_concurrency: object) -> None:
             f"max_concurrency must be an integer of at least 1, got {max_concurrency!r}",
             param="max_concurrency",
         )
+
+
+def check_texts(texts: object) -> list[str]:
+    """For the adapters: a list of texts, each a non-empty string (a token array is refused,
+    since a framework's list of documents must give one vector per document)."""
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise InvalidInputError(
+            f"texts must be a list of strings, got {type(texts).__name__}"
+        )
+    wrong = [i for i, text in enumerate(texts) if not isinstance(text, str)]
+    if wrong:
+        found = ", ".join(sorted({type(texts[i]).__name__ for i in wrong}))
+        raise InvalidInputError(f"texts must be strings, found {found}", indexes=wrong)
+    empty = [i for i, text in enumerate(texts) if not text]
+    if empty:
+        raise InvalidInputError("texts must not be empty strings", indexes=empty)
+    return list(texts)
+
+
+def check_text(text: object) -> str:
+    """For the adapters: one query text, a non-empty string."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"the query must be a string, got {type(text).__name__}")
+    if not text:
+        raise InvalidInputError("the query must not be an empty string", indexes=[0])
+    return text
