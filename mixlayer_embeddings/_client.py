@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import platform
+import threading
 import time
 import weakref
 from collections.abc import Callable, Generator, Sequence
@@ -324,6 +325,8 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         if self._owns_http:
             # Dropped without close(): still return the pooled sockets.
             weakref.finalize(self, self._http.close)
+        # Per client, so calls from several threads share max_concurrency.
+        self._gate = threading.BoundedSemaphore(self.max_concurrency)
 
     def embed(
         self,
@@ -344,7 +347,8 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         )
 
         def run(batch: list[Item]) -> ParsedBatch:
-            parsed = self._drive(self._batch_flow(plan, batch))
+            with self._gate:
+                parsed = self._drive(self._batch_flow(plan, batch))
             if on_progress is not None:
                 on_progress(len(batch))
             return parsed
@@ -429,19 +433,24 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(**self._own_http_kwargs())
-        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._gate = asyncio.Semaphore(self.max_concurrency)
 
-    def _bind_loop(self) -> None:
-        """An owned pool belongs to one event loop; a call from a new loop gets a new pool.
+    def _bind_loop(self) -> asyncio.Semaphore:
+        """The gate (and an owned pool) belong to one event loop; a new loop gets new ones.
 
         Frameworks call async methods from whichever loop is running (``asyncio.run`` per call
-        is common); connections made on a closed loop cannot be reused.
+        is common), and connections made on a closed loop cannot be reused. The gate is per
+        client, so concurrent calls share ``max_concurrency`` instead of multiplying it.
         """
         loop = asyncio.get_running_loop()
-        if self._owns_http and self._http_loop is not loop:
-            if self._http_loop is not None:
-                self._http = httpx.AsyncClient(**self._own_http_kwargs())
-            self._http_loop = loop
+        if self._loop is not loop:
+            if self._loop is not None:
+                self._gate = asyncio.Semaphore(self.max_concurrency)
+                if self._owns_http:
+                    self._http = httpx.AsyncClient(**self._own_http_kwargs())
+            self._loop = loop
+        return self._gate
 
     async def embed(
         self,
@@ -460,8 +469,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
             input, model=model, input_type=input_type, dimensions=dimensions,
             encoding_format=encoding_format, normalize=normalize, truncate=truncate,
         )
-        self._bind_loop()
-        gate = asyncio.Semaphore(self.max_concurrency)
+        gate = self._bind_loop()
 
         async def run(batch: list[Item]) -> ParsedBatch:
             async with gate:
