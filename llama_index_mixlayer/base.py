@@ -155,6 +155,8 @@ class MixlayerEmbedding(BaseEmbedding):
         """LlamaIndex's start/end events and callback event, around one whole-batch call."""
         payload = self.to_payload()
         dispatcher.event(EmbeddingStartEvent(model_dict=payload))
+        # Events are built with model_construct: validating every float of every vector again
+        # would double the CPU time of an ingest (the vectors were checked by the core).
         with self.callback_manager.event(
             CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: payload}
         ) as event:
@@ -162,7 +164,9 @@ class MixlayerEmbedding(BaseEmbedding):
             def finish(embeddings: list[Embedding]) -> list[Embedding]:
                 event.on_end(payload={EventPayload.CHUNKS: texts,
                                       EventPayload.EMBEDDINGS: embeddings})
-                dispatcher.event(EmbeddingEndEvent(chunks=texts, embeddings=embeddings))
+                dispatcher.event(
+                    EmbeddingEndEvent.model_construct(chunks=texts, embeddings=embeddings)
+                )
                 return embeddings
 
             yield finish

@@ -1,0 +1,247 @@
+"""Ingest benchmark: our four paths against the peers and a hand-written floor, in one run.
+
+    python benchmarks/bench_ingest.py [--n 20000] [--dims 1024] [--latency-ms 50]
+                                      [--scenarios default|all] [--repeat 1]
+
+The emulator runs in its own process at a fixed latency per request. Each client runs in its
+own process and reports wall seconds, client CPU seconds and peak RSS; its vectors are checked
+against the emulator's own function for each text (a fast wrong answer is a failure). The
+table reports ratios to the floor, measured in the same run. Needs the ``bench`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+MODEL = "qwen/qwen3-embedding-8b"
+KEY = "bench-key-not-a-secret"
+CLIENTS = ("floor", "ours-langchain-sync", "ours-langchain-async", "ours-llamaindex-sync",
+           "ours-llamaindex-async", "langchain-openai", "llamaindex-openai")
+
+
+def texts_for(n: int) -> list[str]:
+    topics = ("retrieval", "embedding", "vector", "passage", "question", "answer", "index")
+    return [f"Passage {i} about {topics[i % 7]} number {i % 101} and token {i * 7919 % 10007}"
+            for i in range(n)]
+
+
+# -- the clients (each runs in a child process) -------------------------------------------------
+
+
+def run_floor(texts: list[str], base_url: str, dims: int) -> list[list[float]]:
+    """A minimal hand-written client: one AsyncClient, 2048 a request, 8 at once, base64."""
+    import base64
+    from array import array
+
+    import httpx
+
+    async def go() -> list[list[float]]:
+        out: list[list[float]] = [[] for _ in texts]
+        gate = asyncio.Semaphore(8)
+        async with httpx.AsyncClient(timeout=120,
+                                     headers={"Authorization": f"Bearer {KEY}"}) as client:
+            async def one(start: int) -> None:
+                async with gate:
+                    r = await client.post(f"{base_url}/embeddings", json={
+                        "model": MODEL, "input": texts[start:start + 2048], "dimensions": dims,
+                        "encoding_format": "base64", "input_type": "document"})
+                r.raise_for_status()
+                for item in r.json()["data"]:
+                    out[start + item["index"]] = array(
+                        "f", base64.b64decode(item["embedding"])).tolist()
+
+            await asyncio.gather(*(one(s) for s in range(0, len(texts), 2048)))
+        return out
+
+    return asyncio.run(go())
+
+
+def run_ours_langchain(texts: list[str], base_url: str, dims: int,
+                       is_async: bool) -> list[list[float]]:
+    from langchain_mixlayer import MixlayerEmbeddings
+
+    emb = MixlayerEmbeddings(model=MODEL, api_key=KEY, base_url=base_url, dimensions=dims)
+    if is_async:
+        return asyncio.run(emb.aembed_documents(texts))
+    return emb.embed_documents(texts)
+
+
+def run_ours_llamaindex(texts: list[str], base_url: str, dims: int,
+                        is_async: bool) -> list[list[float]]:
+    from llama_index_mixlayer import MixlayerEmbedding
+
+    emb = MixlayerEmbedding(model_name=MODEL, api_key=KEY, api_base=base_url, dimensions=dims)
+    if is_async:
+        return asyncio.run(emb.aget_text_embedding_batch(texts))
+    return emb.get_text_embedding_batch(texts)
+
+
+def run_langchain_openai(texts: list[str], base_url: str, dims: int) -> list[list[float]]:
+    from langchain_openai import OpenAIEmbeddings
+
+    emb = OpenAIEmbeddings(model=MODEL, api_key=KEY, base_url=base_url, dimensions=dims,
+                           check_embedding_ctx_length=False)
+    return emb.embed_documents(texts)
+
+
+def run_llamaindex_openai(texts: list[str], base_url: str, dims: int) -> list[list[float]]:
+    from llama_index.embeddings.openai import OpenAIEmbedding
+
+    emb = OpenAIEmbedding(model_name=MODEL, api_key=KEY, api_base=base_url, dimensions=dims)
+    return emb.get_text_embedding_batch(texts)
+
+
+RUNNERS: dict[str, Callable[[list[str], str, int], list[list[float]]]] = {
+    "floor": run_floor,
+    "ours-langchain-sync": lambda t, u, d: run_ours_langchain(t, u, d, False),
+    "ours-langchain-async": lambda t, u, d: run_ours_langchain(t, u, d, True),
+    "ours-llamaindex-sync": lambda t, u, d: run_ours_llamaindex(t, u, d, False),
+    "ours-llamaindex-async": lambda t, u, d: run_ours_llamaindex(t, u, d, True),
+    "langchain-openai": run_langchain_openai,
+    "llamaindex-openai": run_llamaindex_openai,
+}
+
+
+#: Imported before the clock starts: import time is paid once per process, not per ingest.
+IMPORTS = {
+    "floor": ["httpx"],
+    "ours-langchain-sync": ["langchain_mixlayer"],
+    "ours-langchain-async": ["langchain_mixlayer"],
+    "ours-llamaindex-sync": ["llama_index_mixlayer"],
+    "ours-llamaindex-async": ["llama_index_mixlayer"],
+    "langchain-openai": ["langchain_openai"],
+    "llamaindex-openai": ["llama_index.embeddings.openai"],
+}
+
+
+def child(name: str, n: int, dims: int, base_url: str) -> dict[str, Any]:
+    import importlib
+
+    import numpy as np
+
+    for module in IMPORTS[name]:
+        importlib.import_module(module)
+    texts = texts_for(n)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    vectors = RUNNERS[name](texts, base_url, dims)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from mixlayer_embeddings.emulator import embed_items
+
+    # The emulator's vectors are a pure function of (text, dims, input_type).
+    expected = embed_items(texts, dimensions=dims, input_type="document")
+    got = np.asarray(vectors, dtype=np.float32)
+    correct = got.shape == expected.shape and bool(np.allclose(got, expected, atol=1e-5))
+    return {"client": name, "wall": wall, "cpu": cpu, "rss_mb": rss_mb, "correct": correct}
+
+
+# -- the parent: start the emulator, run every client, print ratios ------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_emulator(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(  # fixed arguments, our own entry point
+        [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port", str(port),
+         "--api-key", KEY, "--latency-ms", str(latency_ms)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    for _ in range(200):
+        try:
+            httpx.get(f"{base_url}/models", headers={"Authorization": f"Bearer {KEY}"})
+            return proc, base_url
+        except httpx.ConnectError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("emulator did not start")
+
+
+def scenario(n: int, dims: int, latency_ms: float, clients: list[str],
+             repeat: int) -> list[dict[str, Any]]:
+    proc, base_url = start_emulator(latency_ms)
+    try:
+        # Warm the emulator's feature cache so every client meets the same server.
+        subprocess.run([sys.executable, __file__, "--child", "floor", "--n", str(n),
+                        "--dims", str(dims), "--base-url", base_url], check=True,
+                       capture_output=True)
+        results = []
+        for name in clients:
+            runs = []
+            for _ in range(repeat):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", name, "--n", str(n), "--dims",
+                     str(dims), "--base-url", base_url],
+                    check=True, capture_output=True, text=True)
+                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            best = min(runs, key=lambda r: r["wall"])  # the least disturbed run
+            best["correct"] = all(r["correct"] for r in runs)
+            results.append(best)
+        return results
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def table(results: list[dict[str, Any]], title: str) -> str:
+    floor = next(r for r in results if r["client"] == "floor")
+    lines = [f"### {title}", "",
+             "| client | wall s | CPU s | peak RSS MB | wall / floor | CPU / floor | vectors |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['client']} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss_mb']:.0f} | "
+            f"{r['wall'] / floor['wall']:.2f}x | {r['cpu'] / floor['cpu']:.2f}x | "
+            f"{'correct' if r['correct'] else 'WRONG'} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--dims", type=int, default=1024)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--scenarios", choices=("default", "all"), default="all")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--child")
+    parser.add_argument("--base-url")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.n, args.dims, args.base_url)))
+        return 0
+    clients = args.clients.split(",")
+    if "floor" not in clients:
+        clients.insert(0, "floor")
+    runs = [(args.dims, args.latency_ms)]
+    if args.scenarios == "all":
+        runs += [(4096, args.latency_ms), (args.dims, 100.0)]
+    print(f"# Ingest of {args.n} texts (python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs)\n")
+    ok = True
+    for dims, latency in runs:
+        results = scenario(args.n, dims, latency, clients, args.repeat)
+        print(table(results, f"{args.n} texts, dims {dims}, {latency:.0f} ms per request"))
+        print(flush=True)
+        ok &= all(r["correct"] for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
