@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,10 @@ demo: $(STAMP)
 	$(BIN)/python -m mixlayer_embeddings.demo $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest --record-mode=none --block-network --allowed-hosts=127.0.0.1,localhost $(ARGS)
-
-lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m pytest --record-mode=none --block-network --allowed-hosts=127.0.0.1,localhost $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

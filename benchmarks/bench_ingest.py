@@ -25,14 +25,23 @@ from typing import Any
 
 MODEL = "qwen/qwen3-embedding-8b"
 KEY = "bench-key-not-a-secret"
-CLIENTS = ("floor", "ours-langchain-sync", "ours-langchain-async", "ours-llamaindex-sync",
-           "ours-llamaindex-async", "langchain-openai", "llamaindex-openai")
+CLIENTS = (
+    "floor",
+    "ours-langchain-sync",
+    "ours-langchain-async",
+    "ours-llamaindex-sync",
+    "ours-llamaindex-async",
+    "langchain-openai",
+    "llamaindex-openai",
+)
 
 
 def texts_for(n: int) -> list[str]:
     topics = ("retrieval", "embedding", "vector", "passage", "question", "answer", "index")
-    return [f"Passage {i} about {topics[i % 7]} number {i % 101} and token {i * 7919 % 10007}"
-            for i in range(n)]
+    return [
+        f"Passage {i} about {topics[i % 7]} number {i % 101} and token {i * 7919 % 10007}"
+        for i in range(n)
+    ]
 
 
 # -- the clients (each runs in a child process) -------------------------------------------------
@@ -48,17 +57,27 @@ def run_floor(texts: list[str], base_url: str, dims: int) -> list[list[float]]:
     async def go() -> list[list[float]]:
         out: list[list[float]] = [[] for _ in texts]
         gate = asyncio.Semaphore(8)
-        async with httpx.AsyncClient(timeout=120,
-                                     headers={"Authorization": f"Bearer {KEY}"}) as client:
+        async with httpx.AsyncClient(
+            timeout=120, headers={"Authorization": f"Bearer {KEY}"}
+        ) as client:
+
             async def one(start: int) -> None:
                 async with gate:
-                    r = await client.post(f"{base_url}/embeddings", json={
-                        "model": MODEL, "input": texts[start:start + 2048], "dimensions": dims,
-                        "encoding_format": "base64", "input_type": "document"})
+                    r = await client.post(
+                        f"{base_url}/embeddings",
+                        json={
+                            "model": MODEL,
+                            "input": texts[start : start + 2048],
+                            "dimensions": dims,
+                            "encoding_format": "base64",
+                            "input_type": "document",
+                        },
+                    )
                 r.raise_for_status()
                 for item in r.json()["data"]:
                     out[start + item["index"]] = array(
-                        "f", base64.b64decode(item["embedding"])).tolist()
+                        "f", base64.b64decode(item["embedding"])
+                    ).tolist()
 
             await asyncio.gather(*(one(s) for s in range(0, len(texts), 2048)))
         return out
@@ -66,8 +85,9 @@ def run_floor(texts: list[str], base_url: str, dims: int) -> list[list[float]]:
     return asyncio.run(go())
 
 
-def run_ours_langchain(texts: list[str], base_url: str, dims: int,
-                       is_async: bool) -> list[list[float]]:
+def run_ours_langchain(
+    texts: list[str], base_url: str, dims: int, is_async: bool
+) -> list[list[float]]:
     from langchain_mixlayer import MixlayerEmbeddings
 
     emb = MixlayerEmbeddings(model=MODEL, api_key=KEY, base_url=base_url, dimensions=dims)
@@ -76,8 +96,9 @@ def run_ours_langchain(texts: list[str], base_url: str, dims: int,
     return emb.embed_documents(texts)
 
 
-def run_ours_llamaindex(texts: list[str], base_url: str, dims: int,
-                        is_async: bool) -> list[list[float]]:
+def run_ours_llamaindex(
+    texts: list[str], base_url: str, dims: int, is_async: bool
+) -> list[list[float]]:
     from llama_index_mixlayer import MixlayerEmbedding
 
     emb = MixlayerEmbedding(model_name=MODEL, api_key=KEY, api_base=base_url, dimensions=dims)
@@ -89,8 +110,13 @@ def run_ours_llamaindex(texts: list[str], base_url: str, dims: int,
 def run_langchain_openai(texts: list[str], base_url: str, dims: int) -> list[list[float]]:
     from langchain_openai import OpenAIEmbeddings
 
-    emb = OpenAIEmbeddings(model=MODEL, api_key=KEY, base_url=base_url, dimensions=dims,
-                           check_embedding_ctx_length=False)
+    emb = OpenAIEmbeddings(
+        model=MODEL,
+        api_key=KEY,
+        base_url=base_url,
+        dimensions=dims,
+        check_embedding_ctx_length=False,
+    )
     return emb.embed_documents(texts)
 
 
@@ -159,9 +185,20 @@ def start_emulator(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
 
     port = free_port()
     proc = subprocess.Popen(  # fixed arguments, our own entry point
-        [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port", str(port),
-         "--api-key", KEY, "--latency-ms", str(latency_ms)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "mixlayer_embeddings.emulator._cli",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base_url = f"http://127.0.0.1:{port}/v1"
     for _ in range(200):
         try:
@@ -173,22 +210,49 @@ def start_emulator(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("emulator did not start")
 
 
-def scenario(n: int, dims: int, latency_ms: float, clients: list[str],
-             repeat: int) -> list[dict[str, Any]]:
+def scenario(
+    n: int, dims: int, latency_ms: float, clients: list[str], repeat: int
+) -> list[dict[str, Any]]:
     proc, base_url = start_emulator(latency_ms)
     try:
         # Warm the emulator's feature cache so every client meets the same server.
-        subprocess.run([sys.executable, __file__, "--child", "floor", "--n", str(n),
-                        "--dims", str(dims), "--base-url", base_url], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "floor",
+                "--n",
+                str(n),
+                "--dims",
+                str(dims),
+                "--base-url",
+                base_url,
+            ],
+            check=True,
+            capture_output=True,
+        )
         results = []
         for name in clients:
             runs = []
             for _ in range(repeat):
                 out = subprocess.run(
-                    [sys.executable, __file__, "--child", name, "--n", str(n), "--dims",
-                     str(dims), "--base-url", base_url],
-                    check=True, capture_output=True, text=True)
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        name,
+                        "--n",
+                        str(n),
+                        "--dims",
+                        str(dims),
+                        "--base-url",
+                        base_url,
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             best = min(runs, key=lambda r: r["wall"])  # the least disturbed run
             best["correct"] = all(r["correct"] for r in runs)
@@ -201,14 +265,18 @@ def scenario(n: int, dims: int, latency_ms: float, clients: list[str],
 
 def table(results: list[dict[str, Any]], title: str) -> str:
     floor = next(r for r in results if r["client"] == "floor")
-    lines = [f"### {title}", "",
-             "| client | wall s | CPU s | peak RSS MB | wall / floor | CPU / floor | vectors |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| client | wall s | CPU s | peak RSS MB | wall / floor | CPU / floor | vectors |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for r in results:
         lines.append(
             f"| {r['client']} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss_mb']:.0f} | "
             f"{r['wall'] / floor['wall']:.2f}x | {r['cpu'] / floor['cpu']:.2f}x | "
-            f"{'correct' if r['correct'] else 'WRONG'} |")
+            f"{'correct' if r['correct'] else 'WRONG'} |"
+        )
     return "\n".join(lines)
 
 
@@ -232,8 +300,7 @@ def main() -> int:
     runs = [(args.dims, args.latency_ms)]
     if args.scenarios == "all":
         runs += [(4096, args.latency_ms), (args.dims, 100.0)]
-    print(f"# Ingest of {args.n} texts (python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs)\n")
+    print(f"# Ingest of {args.n} texts (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)\n")
     ok = True
     for dims, latency in runs:
         results = scenario(args.n, dims, latency, clients, args.repeat)

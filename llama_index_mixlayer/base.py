@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import llama_index.core.instrumentation as instrument
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.callbacks import CBEventType, EventPayload
-import llama_index.core.instrumentation as instrument
 from llama_index.core.instrumentation.events.embedding import (
     EmbeddingEndEvent,
     EmbeddingStartEvent,
@@ -52,18 +52,29 @@ class MixlayerEmbedding(BaseEmbedding):
             vector = embed_model.get_query_embedding("Where is Paris?")
     """
 
-    model_name: str = Field(default="", description="Embedding model id (env MIXLAYER_EMBEDDING_MODEL).")
-    api_key: str | None = Field(default=None, exclude=True, repr=False,
-                                description="API key (env MIXLAYER_API_KEY); never serialized.")
+    model_name: str = Field(
+        default="", description="Embedding model id (env MIXLAYER_EMBEDDING_MODEL)."
+    )
+    api_key: str | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="API key (env MIXLAYER_API_KEY); never serialized.",
+    )
     api_base: str | None = Field(default=None, description="API base URL (env MIXLAYER_BASE_URL).")
     dimensions: int | None = Field(default=None, description="Output vector size (32 to 4096).")
     query_input_type: str | None = Field(default="query", description="None omits input_type.")
-    document_input_type: str | None = Field(default="document",
-                                            description="None omits input_type.")
+    document_input_type: str | None = Field(
+        default="document", description="None omits input_type."
+    )
     normalize: bool | None = None
     truncate: bool | None = None
-    embed_batch_size: int = Field(default=DEFAULT_BATCH_SIZE, gt=0, le=MAX_BATCH_SIZE,
-                                  description="Texts per request (at most 2048).")
+    embed_batch_size: int = Field(
+        default=DEFAULT_BATCH_SIZE,
+        gt=0,
+        le=MAX_BATCH_SIZE,
+        description="Texts per request (at most 2048).",
+    )
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, gt=0)
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
     timeout: float | None = Field(default=None, description="Read timeout in seconds.")
@@ -71,8 +82,7 @@ class MixlayerEmbedding(BaseEmbedding):
     http_client: httpx.Client | None = Field(default=None, exclude=True)
     async_http_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True,
-                              protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
 
     _core: AdapterCore = PrivateAttr()
 
@@ -162,8 +172,9 @@ class MixlayerEmbedding(BaseEmbedding):
         ) as event:
 
             def finish(embeddings: list[Embedding]) -> list[Embedding]:
-                event.on_end(payload={EventPayload.CHUNKS: texts,
-                                      EventPayload.EMBEDDINGS: embeddings})
+                event.on_end(
+                    payload={EventPayload.CHUNKS: texts, EventPayload.EMBEDDINGS: embeddings}
+                )
                 dispatcher.event(
                     EmbeddingEndEvent.model_construct(chunks=texts, embeddings=embeddings)
                 )
@@ -187,4 +198,3 @@ class MixlayerEmbedding(BaseEmbedding):
         if self.api_key is None:
             self.api_key = os.environ.get(API_KEY_ENV) or None
         self._build_core()
-

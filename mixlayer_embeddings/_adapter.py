@@ -40,9 +40,9 @@ class _CallOptions(TypedDict):
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, enabled: bool, desc: str = "Embedding") -> Iterator[
-    ProgressCallback | None
-]:
+def progress_bar(
+    total: int, enabled: bool, desc: str = "Embedding"
+) -> Iterator[ProgressCallback | None]:
     """A tqdm bar counting embedded items, or None when off (tqdm is imported only if on)."""
     if not enabled:
         yield None
@@ -76,14 +76,26 @@ class AdapterCore:
         options: EmbedOptions,
     ) -> None:
         self.client = MixlayerClient(
-            api_key=api_key, base_url=base_url, model=model, timeout=timeout,
-            max_retries=max_retries, batch_size=batch_size, max_concurrency=max_concurrency,
-            allow_insecure_http=allow_insecure_http, http_client=http_client,
+            api_key=api_key,
+            base_url=base_url,
+            model=model,
+            timeout=timeout,
+            max_retries=max_retries,
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
+            allow_insecure_http=allow_insecure_http,
+            http_client=http_client,
         )
         self.async_client = AsyncMixlayerClient(
-            api_key=api_key, base_url=base_url, model=model, timeout=timeout,
-            max_retries=max_retries, batch_size=batch_size, max_concurrency=max_concurrency,
-            allow_insecure_http=allow_insecure_http, http_client=async_http_client,
+            api_key=api_key,
+            base_url=base_url,
+            model=model,
+            timeout=timeout,
+            max_retries=max_retries,
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
+            allow_insecure_http=allow_insecure_http,
+            http_client=async_http_client,
         )
         self.options = options
 
@@ -92,8 +104,12 @@ class AdapterCore:
 
     def _kwargs(self, input_type: str | None) -> _CallOptions:
         o = self.options
-        return {"input_type": input_type, "dimensions": o.dimensions, "normalize": o.normalize,
-                "truncate": o.truncate}
+        return {
+            "input_type": input_type,
+            "dimensions": o.dimensions,
+            "normalize": o.normalize,
+            "truncate": o.truncate,
+        }
 
     def embed_documents(
         self, texts: Sequence[str], *, show_progress: bool = False

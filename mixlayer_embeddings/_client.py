@@ -183,7 +183,7 @@ class _BaseClient(Generic[HttpClientT]):
 
     def _plan(
         self,
-        input: EmbeddingInput,  # noqa: A002 - the API's own parameter name
+        input: EmbeddingInput,
         *,
         model: str | None,
         input_type: str | None,
@@ -256,7 +256,10 @@ class _BaseClient(Generic[HttpClientT]):
             if isinstance(outcome, httpx.Response):
                 logger.debug(
                     "POST %s -> %s (%d items, %.0f ms)",
-                    request.url, outcome.status_code, len(batch), elapsed_ms,
+                    request.url,
+                    outcome.status_code,
+                    len(batch),
+                    elapsed_ms,
                 )
                 if outcome.is_success:
                     return parse_embedding_response(
@@ -268,7 +271,10 @@ class _BaseClient(Generic[HttpClientT]):
                 error = translate_transport_error(outcome)
                 logger.debug(
                     "POST %s -> %s (%d items, %.0f ms)",
-                    request.url, type(outcome).__name__, len(batch), elapsed_ms,
+                    request.url,
+                    type(outcome).__name__,
+                    len(batch),
+                    elapsed_ms,
                 )
             else:  # pragma: no cover - the runners always send an outcome
                 raise RuntimeError("batch flow resumed without an outcome")
@@ -279,7 +285,10 @@ class _BaseClient(Generic[HttpClientT]):
                 raise error from cause
             retries_done += 1
             logger.info(
-                "retry %d/%d in %.2f s after %s", retries_done, self.max_retries, delay,
+                "retry %d/%d in %.2f s after %s",
+                retries_done,
+                self.max_retries,
+                delay,
                 error.message,
             )
             yield _Sleep(0.0 if is_testing() else delay)
@@ -316,8 +325,13 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         allow_insecure_http: bool = False,
     ) -> None:
         super().__init__(
-            api_key=api_key, base_url=base_url, model=model, timeout=timeout,
-            max_retries=max_retries, batch_size=batch_size, max_concurrency=max_concurrency,
+            api_key=api_key,
+            base_url=base_url,
+            model=model,
+            timeout=timeout,
+            max_retries=max_retries,
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
             allow_insecure_http=allow_insecure_http,
         )
         self._owns_http = http_client is None
@@ -330,7 +344,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
 
     def embed(
         self,
-        input: EmbeddingInput,  # noqa: A002 - the API's own parameter name
+        input: EmbeddingInput,
         *,
         model: str | None = None,
         input_type: str | None = None,
@@ -342,8 +356,13 @@ class MixlayerClient(_BaseClient[httpx.Client]):
     ) -> EmbeddingResponse:
         """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``."""
         plan = self._plan(
-            input, model=model, input_type=input_type, dimensions=dimensions,
-            encoding_format=encoding_format, normalize=normalize, truncate=truncate,
+            input,
+            model=model,
+            input_type=input_type,
+            dimensions=dimensions,
+            encoding_format=encoding_format,
+            normalize=normalize,
+            truncate=truncate,
         )
 
         def run(batch: list[Item]) -> ParsedBatch:
@@ -427,8 +446,13 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         allow_insecure_http: bool = False,
     ) -> None:
         super().__init__(
-            api_key=api_key, base_url=base_url, model=model, timeout=timeout,
-            max_retries=max_retries, batch_size=batch_size, max_concurrency=max_concurrency,
+            api_key=api_key,
+            base_url=base_url,
+            model=model,
+            timeout=timeout,
+            max_retries=max_retries,
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
             allow_insecure_http=allow_insecure_http,
         )
         self._owns_http = http_client is None
@@ -454,7 +478,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
 
     async def embed(
         self,
-        input: EmbeddingInput,  # noqa: A002 - the API's own parameter name
+        input: EmbeddingInput,
         *,
         model: str | None = None,
         input_type: str | None = None,
@@ -466,8 +490,13 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
     ) -> EmbeddingResponse:
         """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``."""
         plan = self._plan(
-            input, model=model, input_type=input_type, dimensions=dimensions,
-            encoding_format=encoding_format, normalize=normalize, truncate=truncate,
+            input,
+            model=model,
+            input_type=input_type,
+            dimensions=dimensions,
+            encoding_format=encoding_format,
+            normalize=normalize,
+            truncate=truncate,
         )
         gate = self._bind_loop()
 
@@ -521,4 +550,3 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-

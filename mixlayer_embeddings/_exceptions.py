@@ -135,7 +135,7 @@ class APIStatusError(APIError):
         response: httpx.Response,
         body: object | None,
         code: str | None,
-        type: str | None,  # noqa: A002 - mirrors the envelope's field name
+        type: str | None,
     ) -> None:
         super().__init__(message, request=response.request, body=body)
         self.response = response
@@ -211,9 +211,7 @@ def make_status_error(response: httpx.Response) -> APIStatusError:
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else APIStatusError
-    return cls(
-        f"{label}: {message}", response=response, body=body, code=code, type=error_type
-    )
+    return cls(f"{label}: {message}", response=response, body=body, code=code, type=error_type)
 
 
 def translate_transport_error(exc: httpx.RequestError) -> APIConnectionError:

@@ -63,9 +63,7 @@ def _vector(raw: object, index: int, response: httpx.Response) -> list[float]:
         except (binascii.Error, ValueError) as exc:
             raise _fail(f"data item with index {index} has bad base64: {exc}", response) from exc
     elif isinstance(raw, list):
-        if not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw
-        ):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
             raise _fail(f"data item with index {index} has non-numeric values", response)
         vector = [float(v) for v in raw]
     else:
@@ -95,8 +93,11 @@ def parse_embedding_response(
     if not isinstance(body, dict):
         raise _fail(f"body is a JSON {type(body).__name__}, not an object", response, body)
     if "error" in body and "data" not in body:
-        raise _fail(f"status {response.status_code} with an error envelope: {body['error']!r}",
-                    response, body)
+        raise _fail(
+            f"status {response.status_code} with an error envelope: {body['error']!r}",
+            response,
+            body,
+        )
     data = body.get("data")
     if not isinstance(data, list):
         raise _fail("no 'data' list", response, body)
@@ -109,8 +110,9 @@ def parse_embedding_response(
         if not isinstance(index, int) or isinstance(index, bool):
             raise _fail(f"data[{position}] has no integer 'index'", response, body)
         if not 0 <= index < expected_count:
-            raise _fail(f"index {index} is out of range for {expected_count} inputs", response,
-                        body)
+            raise _fail(
+                f"index {index} is out of range for {expected_count} inputs", response, body
+            )
         if slots[index] is not None:
             raise _fail(f"index {index} appears more than once", response, body)
         slots[index] = _vector(item.get("embedding"), index, response)
@@ -118,8 +120,11 @@ def parse_embedding_response(
     vectors: list[list[float]] = slots  # type: ignore[assignment]  # count + uniqueness => full
     lengths = {len(v) for v in vectors}
     if dimensions is not None and lengths != {dimensions}:
-        raise _fail(f"vectors of length {sorted(lengths)} where dimensions={dimensions} was asked",
-                    response, body)
+        raise _fail(
+            f"vectors of length {sorted(lengths)} where dimensions={dimensions} was asked",
+            response,
+            body,
+        )
     if len(lengths) > 1:
         raise _fail(f"vectors of different lengths {sorted(lengths)}", response, body)
     if 0 in lengths:
@@ -130,6 +135,8 @@ def parse_embedding_response(
     if isinstance(usage_raw, dict):
         prompt = usage_raw.get("prompt_tokens")
         total = usage_raw.get("total_tokens", prompt)
-        usage = Usage(prompt if isinstance(prompt, int) else 0, total if isinstance(total, int) else 0)
+        usage = Usage(
+            prompt if isinstance(prompt, int) else 0, total if isinstance(total, int) else 0
+        )
     model = body.get("model")
     return ParsedBatch(vectors, model if isinstance(model, str) else "", usage)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 from ._config import MAX_BATCH_SIZE, ModelSpec
 from ._exceptions import InvalidInputError, InvalidParameterError
@@ -20,8 +20,8 @@ __all__ = [
 ]
 
 #: Every input form of the reference: a string, strings, a token array, token arrays.
-EmbeddingInput = Union[str, Sequence[str], Sequence[int], Sequence[Sequence[int]]]
-Item = Union[str, list[int]]
+EmbeddingInput = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
+Item = str | list[int]
 
 ENCODING_FORMATS = ("float", "base64")
 
@@ -68,9 +68,7 @@ def normalize_input(value: object) -> NormalizedInput:
         )
     if len(value) == 0:
         return NormalizedInput([], "text", single=False)
-    if any(_is_token(v) for v in value) and not any(
-        isinstance(v, (str, Sequence)) for v in value
-    ):
+    if any(_is_token(v) for v in value) and not any(isinstance(v, (str, Sequence)) for v in value):
         # A flat list with ints in it is one token array; floats or bools in it are bad tokens.
         return NormalizedInput([_token_array(value, "the token array", 0)], "tokens", single=True)
 
@@ -176,9 +174,7 @@ def check_texts(texts: object) -> list[str]:
     """For the adapters: a list of texts, each a non-empty string (a token array is refused,
     since a framework's list of documents must give one vector per document)."""
     if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise InvalidInputError(
-            f"texts must be a list of strings, got {type(texts).__name__}"
-        )
+        raise InvalidInputError(f"texts must be a list of strings, got {type(texts).__name__}")
     wrong = [i for i, text in enumerate(texts) if not isinstance(text, str)]
     if wrong:
         found = ", ".join(sorted({type(texts[i]).__name__ for i in wrong}))

@@ -78,8 +78,12 @@ class FakeService:
         )
 
 
-def error_response(status: int, code: str | None = None, headers: dict[str, str] | None = None,
-                   message: str = "nope") -> Callable[[httpx.Request], httpx.Response]:
+def error_response(
+    status: int,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    message: str = "nope",
+) -> Callable[[httpx.Request], httpx.Response]:
     def respond(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             status,
@@ -101,8 +105,15 @@ CASSETTE_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "c
 #: Recorded URIs are rewritten to the service's own origin, so a cassette recorded from the
 #: emulator on any port (or from the real service) replays the same way.
 CANONICAL_ORIGIN = "https://models.mixlayer.ai"
-_KEY_HEADERS = ("authorization", "x-api-key", "api-key", "openai-api-key", "cookie",
-                "set-cookie", "proxy-authorization")
+_KEY_HEADERS = (
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "openai-api-key",
+    "cookie",
+    "set-cookie",
+    "proxy-authorization",
+)
 
 
 def _canonical_request(request):
@@ -161,13 +172,18 @@ def cassette_target(request: pytest.FixtureRequest):
 
     mode = request.config.getoption("--record-mode") or "none"
     if mode == "none":
-        yield {"base_url": "http://127.0.0.1:9/v1", "api_key": "replaying-no-key-needed",
-               "model": MODEL}
+        yield {
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key": "replaying-no-key-needed",
+            "model": MODEL,
+        }
         return
     if os.environ.get("MIXLAYER_API_KEY"):
-        yield {"base_url": os.environ.get("MIXLAYER_BASE_URL", CANONICAL_ORIGIN + "/v1"),
-               "api_key": os.environ["MIXLAYER_API_KEY"],
-               "model": os.environ.get("MIXLAYER_EMBEDDING_MODEL", MODEL)}
+        yield {
+            "base_url": os.environ.get("MIXLAYER_BASE_URL", CANONICAL_ORIGIN + "/v1"),
+            "api_key": os.environ["MIXLAYER_API_KEY"],
+            "model": os.environ.get("MIXLAYER_EMBEDDING_MODEL", MODEL),
+        }
         return
     from mixlayer_embeddings.emulator import Emulator
 

@@ -13,8 +13,11 @@ from mixlayer_embeddings import AsyncMixlayerClient, BadRequestError, MixlayerCl
 @pytest.mark.vcr
 def test_core_sync_replay(cassette_target) -> None:
     with MixlayerClient(**cassette_target) as client:
-        response = client.embed(["Paris is the capital of France.", "Bread is baked."],
-                                input_type="document", dimensions=64)
+        response = client.embed(
+            ["Paris is the capital of France.", "Bread is baked."],
+            input_type="document",
+            dimensions=64,
+        )
     assert len(response.embeddings) == 2
     assert all(len(v) == 64 for v in response.embeddings)
     assert response.usage.prompt_tokens > 0
@@ -23,8 +26,9 @@ def test_core_sync_replay(cassette_target) -> None:
 @pytest.mark.vcr
 async def test_core_async_replay(cassette_target) -> None:
     async with AsyncMixlayerClient(**cassette_target) as client:
-        response = await client.embed("What is the capital of France?", input_type="query",
-                                      dimensions=64)
+        response = await client.embed(
+            "What is the capital of France?", input_type="query", dimensions=64
+        )
     assert len(response.embeddings[0]) == 64
 
 

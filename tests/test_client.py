@@ -37,8 +37,14 @@ from mixlayer_embeddings._client import plan_batches
 from mixlayer_embeddings._response import decode_base64_vector
 
 
-def embed(flavour: str, handler: Any, input: Any, /, client_kwargs: dict[str, Any] | None = None,
-          **kwargs: Any):
+def embed(
+    flavour: str,
+    handler: Any,
+    input: Any,
+    /,
+    client_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+):
     """Run one embed call through the sync or the async client over a MockTransport."""
     options = {"api_key": KEY, "model": MODEL, **(client_kwargs or {})}
     transport = httpx.MockTransport(handler)
@@ -71,8 +77,13 @@ def test_request_carries_auth_agent_encoding_and_only_the_options_set(flavour, s
     assert request.headers["user-agent"].startswith("mixlayer-embeddings/")
     assert request.headers["accept-encoding"] == "gzip"
     assert request.headers["content-type"] == "application/json"
-    assert service.bodies[0] == {"model": MODEL, "input": ["a"], "encoding_format": "base64",
-                                 "input_type": "query", "dimensions": 64}
+    assert service.bodies[0] == {
+        "model": MODEL,
+        "input": ["a"],
+        "encoding_format": "base64",
+        "input_type": "query",
+        "dimensions": 64,
+    }
 
 
 def test_unset_options_are_omitted_not_null(flavour, service) -> None:
@@ -132,8 +143,10 @@ def _swapped(values: array) -> bytes:  # pragma: no cover - big-endian hosts onl
 
 def test_float_arrays_are_accepted_when_server_ignores_base64(flavour) -> None:
     def float_server(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"data": [
-            {"index": 0, "embedding": [1, 2.5, -3]}], "model": MODEL, "usage": {}})
+        return httpx.Response(
+            200,
+            json={"data": [{"index": 0, "embedding": [1, 2.5, -3]}], "model": MODEL, "usage": {}},
+        )
 
     assert embed(flavour, float_server, "a").embeddings == [[1.0, 2.5, -3.0]]
 
@@ -151,6 +164,7 @@ def test_vectors_are_placed_by_index_not_position(flavour) -> None:
 def _answer(data: list[dict[str, Any]], **extra: Any):
     def respond(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"data": data, "model": MODEL, **extra})
+
     return respond
 
 
@@ -164,20 +178,37 @@ V = encode([1.0, 2.0])
         (_answer([{"index": 0, "embedding": V}, {"index": 0, "embedding": V}]), "more than once"),
         (_answer([{"index": 0, "embedding": V}, {"index": 2, "embedding": V}]), "out of range"),
         (_answer([{"index": 0, "embedding": V}, {"embedding": V}]), "no integer 'index'"),
-        (_answer([{"index": 0, "embedding": V}, {"index": 1, "embedding": encode([1.0])}]),
-         "different lengths"),
+        (
+            _answer([{"index": 0, "embedding": V}, {"index": 1, "embedding": encode([1.0])}]),
+            "different lengths",
+        ),
         (_answer([{"index": 0, "embedding": V}, {"index": 1, "embedding": "@@@"}]), "bad base64"),
-        (_answer([{"index": 0, "embedding": V}, {"index": 1, "embedding": V[:-4]}]),
-         "bad base64"),
-        (_answer([{"index": 0, "embedding": encode([1.0, float("nan")])},
-                  {"index": 1, "embedding": V}]), "NaN or infinite"),
-        (lambda r: httpx.Response(200, content=b'{"data": [{"index": 0, "embedding": [1.0, '
-                                  b'Infinity]}, {"index": 1, "embedding": [1.0, 2.0]}]}'),
-         "NaN or infinite"),
-        (_answer([{"index": 0, "embedding": V}, {"index": 1, "embedding": ["x", 1]}]),
-         "non-numeric"),
-        (_answer([{"index": 0, "embedding": V}, {"index": 1, "embedding": None}]),
-         "of type NoneType"),
+        (_answer([{"index": 0, "embedding": V}, {"index": 1, "embedding": V[:-4]}]), "bad base64"),
+        (
+            _answer(
+                [
+                    {"index": 0, "embedding": encode([1.0, float("nan")])},
+                    {"index": 1, "embedding": V},
+                ]
+            ),
+            "NaN or infinite",
+        ),
+        (
+            lambda r: httpx.Response(
+                200,
+                content=b'{"data": [{"index": 0, "embedding": [1.0, '
+                b'Infinity]}, {"index": 1, "embedding": [1.0, 2.0]}]}',
+            ),
+            "NaN or infinite",
+        ),
+        (
+            _answer([{"index": 0, "embedding": V}, {"index": 1, "embedding": ["x", 1]}]),
+            "non-numeric",
+        ),
+        (
+            _answer([{"index": 0, "embedding": V}, {"index": 1, "embedding": None}]),
+            "of type NoneType",
+        ),
         (lambda r: httpx.Response(200, text="<html>oops</html>"), "not JSON"),
         (lambda r: httpx.Response(200, json=[1, 2]), "JSON list"),
         (lambda r: httpx.Response(200, json={"object": "list"}), "no 'data' list"),
@@ -216,8 +247,11 @@ def test_vectors_not_of_the_requested_dimensions_are_refused(flavour) -> None:
 )
 def test_status_and_code_map_to_typed_errors(flavour, status, code, cls) -> None:
     service = FakeService()
-    service.script = [error_response(status, code, {"x-request-id": "req-42"},
-                                     message="input strings must not be empty")] * 10
+    service.script = [
+        error_response(
+            status, code, {"x-request-id": "req-42"}, message="input strings must not be empty"
+        )
+    ] * 10
     with pytest.raises(cls) as info:
         embed(flavour, service, ["a"])
     error = info.value
@@ -265,8 +299,12 @@ def test_retryable_errors_are_retried_then_succeed(flavour, service) -> None:
     def drop(request: httpx.Request) -> httpx.Response:
         raise httpx.RemoteProtocolError("peer closed", request=request)
 
-    service.script = [error_response(429, "rate_limited", {"retry-after": "1"}),
-                      error_response(503), drop, error_response(408)]
+    service.script = [
+        error_response(429, "rate_limited", {"retry-after": "1"}),
+        error_response(503),
+        drop,
+        error_response(408),
+    ]
     response = embed(flavour, service, ["a"], client_kwargs={"max_retries": 4})
     assert response.embeddings == [vector_for("a")]
     assert len(service.requests) == 5
@@ -317,8 +355,14 @@ def test_default_timeouts_are_ours() -> None:
 
 @pytest.mark.parametrize(
     ("count", "size", "expected"),
-    [(0, 4, []), (1, 4, [(0, 1)]), (4, 4, [(0, 4)]), (5, 4, [(0, 3), (3, 5)]),
-     (10, 4, [(0, 4), (4, 7), (7, 10)]), (4097, 2048, [(0, 1366), (1366, 2732), (2732, 4097)])],
+    [
+        (0, 4, []),
+        (1, 4, [(0, 1)]),
+        (4, 4, [(0, 4)]),
+        (5, 4, [(0, 3), (3, 5)]),
+        (10, 4, [(0, 4), (4, 7), (7, 10)]),
+        (4097, 2048, [(0, 1366), (1366, 2732), (2732, 4097)]),
+    ],
 )
 def test_plan_batches_is_even_and_covers_everything(count, size, expected) -> None:
     assert plan_batches(count, size) == expected
@@ -350,6 +394,7 @@ def test_concurrency_is_bounded(flavour) -> None:
                 in_flight -= 1
             return service(request)
     else:
+
         async def handler(request: httpx.Request) -> httpx.Response:  # type: ignore[misc]
             nonlocal in_flight, peak
             in_flight += 1
@@ -359,16 +404,20 @@ def test_concurrency_is_bounded(flavour) -> None:
             return service(request)
 
     texts = [f"t{i}" for i in range(40)]
-    response = embed(flavour, handler, texts,
-                     client_kwargs={"batch_size": 2, "max_concurrency": 3})
+    response = embed(flavour, handler, texts, client_kwargs={"batch_size": 2, "max_concurrency": 3})
     assert response.embeddings == [vector_for(t) for t in texts]
     assert peak == 3
 
 
 def test_progress_callback_counts_every_item(flavour, service) -> None:
     seen: list[int] = []
-    embed(flavour, service, [f"t{i}" for i in range(10)], client_kwargs={"batch_size": 3},
-          on_progress=seen.append)
+    embed(
+        flavour,
+        service,
+        [f"t{i}" for i in range(10)],
+        client_kwargs={"batch_size": 3},
+        on_progress=seen.append,
+    )
     assert sorted(seen) == [2, 2, 3, 3]
 
 
@@ -412,8 +461,10 @@ def test_unknown_model_passes_its_own_limits_to_the_server(service) -> None:
     assert service.bodies[0]["model"] == "acme/other"
 
 
-@pytest.mark.parametrize(("field", "value"), [("batch_size", 0), ("batch_size", 2049),
-                                              ("max_concurrency", 0), ("max_retries", -1)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("batch_size", 0), ("batch_size", 2049), ("max_concurrency", 0), ("max_retries", -1)],
+)
 def test_bad_client_settings(field, value) -> None:
     with pytest.raises(InvalidParameterError, match=field):
         MixlayerClient(api_key=KEY, model=MODEL, **{field: value})
@@ -440,10 +491,13 @@ def test_explicit_arguments_beat_the_environment(monkeypatch) -> None:
     client.close()
 
 
-@pytest.mark.parametrize(("missing", "kwargs"), [
-    ("MIXLAYER_API_KEY", {"model": MODEL}),
-    ("MIXLAYER_EMBEDDING_MODEL", {"api_key": KEY}),
-])
+@pytest.mark.parametrize(
+    ("missing", "kwargs"),
+    [
+        ("MIXLAYER_API_KEY", {"model": MODEL}),
+        ("MIXLAYER_EMBEDDING_MODEL", {"api_key": KEY}),
+    ],
+)
 def test_missing_configuration_names_the_variable(missing, kwargs) -> None:
     with pytest.raises(ConfigurationError, match=missing):
         MixlayerClient(**kwargs)
@@ -453,8 +507,9 @@ def test_constructing_makes_no_request() -> None:
     def explode(request: httpx.Request) -> httpx.Response:
         raise AssertionError("no request expected")
 
-    MixlayerClient(api_key=KEY, model=MODEL,
-                   http_client=httpx.Client(transport=httpx.MockTransport(explode))).close()
+    MixlayerClient(
+        api_key=KEY, model=MODEL, http_client=httpx.Client(transport=httpx.MockTransport(explode))
+    ).close()
 
 
 @pytest.mark.parametrize("url", ["http://models.example.com/v1", "http://10.0.0.5/v1"])
@@ -463,15 +518,26 @@ def test_plain_http_to_a_remote_host_is_refused(url) -> None:
         MixlayerClient(api_key=KEY, model=MODEL, base_url=url)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8765/v1", "http://localhost/v1",
-                                 "http://[::1]:8000/v1", "http://127.5.5.5/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765/v1",
+        "http://localhost/v1",
+        "http://[::1]:8000/v1",
+        "http://127.5.5.5/v1",
+    ],
+)
 def test_plain_http_to_loopback_is_allowed(url) -> None:
     MixlayerClient(api_key=KEY, model=MODEL, base_url=url).close()
 
 
 def test_plain_http_opt_in(service) -> None:
-    embed("sync", service, "a", client_kwargs={"base_url": "http://intranet.local/v1",
-                                               "allow_insecure_http": True})
+    embed(
+        "sync",
+        service,
+        "a",
+        client_kwargs={"base_url": "http://intranet.local/v1", "allow_insecure_http": True},
+    )
     assert service.requests[0].url.host == "intranet.local"
 
 
@@ -482,9 +548,16 @@ def test_key_is_in_no_repr_exception_or_log(caplog, flavour) -> None:
     with pytest.raises(AuthenticationError) as info:
         embed(flavour, service, ["a"])
     client = MixlayerClient(api_key=KEY, model=MODEL)
-    texts = [repr(client), str(client), repr(info.value), str(info.value),
-             repr(info.value.request), str(info.value.request.headers),
-             str(info.value.response.request.headers), caplog.text]
+    texts = [
+        repr(client),
+        str(client),
+        repr(info.value),
+        str(info.value),
+        repr(info.value.request),
+        str(info.value.request.headers),
+        str(info.value.response.request.headers),
+        caplog.text,
+    ]
     client.close()
     assert all(KEY not in text for text in texts)
     assert "retry 1/3" in caplog.text

@@ -23,8 +23,10 @@ from mixlayer_embeddings.emulator._cli import main as cli_main
 @pytest.fixture
 def raw(mixlayer_emulator):
     """A plain httpx client with the key: it bypasses our validation, as other clients can."""
-    with httpx.Client(base_url=mixlayer_emulator.base_url + "/",
-                      headers={"Authorization": f"Bearer {mixlayer_emulator.api_key}"}) as c:
+    with httpx.Client(
+        base_url=mixlayer_emulator.base_url + "/",
+        headers={"Authorization": f"Bearer {mixlayer_emulator.api_key}"},
+    ) as c:
         yield c
 
 
@@ -33,14 +35,17 @@ def post(raw: httpx.Client, **body) -> httpx.Response:
 
 
 def cosine(a, b) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     return dot / ((sum(x * x for x in a) ** 0.5) * (sum(y * y for y in b) ** 0.5))
 
 
 def test_every_route_needs_the_bearer_key(mixlayer_emulator) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
-        r = httpx.post(mixlayer_emulator.base_url + "/embeddings", headers=headers,
-                       json={"model": EMBEDDING_MODEL, "input": "a"})
+        r = httpx.post(
+            mixlayer_emulator.base_url + "/embeddings",
+            headers=headers,
+            json={"model": EMBEDDING_MODEL, "input": "a"},
+        )
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "invalid_api_key"
         assert r.json()["error"]["type"] == "authentication_error"
@@ -92,8 +97,11 @@ def test_malformed_bodies_get_a_400_envelope_never_a_500(raw, content) -> None:
 def test_over_long_input_is_refused_or_truncated(raw, mixlayer_emulator, monkeypatch) -> None:
     monkeypatch.setattr(mixlayer_emulator.state, "context_window", 5)
     long_text = "one two three four five six seven"
-    for body in ({"input": [long_text]}, {"input": [long_text], "truncate": False},
-                 {"input": [[1, 2, 3, 4, 5, 6]], "truncate": True}):
+    for body in (
+        {"input": [long_text]},
+        {"input": [long_text], "truncate": False},
+        {"input": [[1, 2, 3, 4, 5, 6]], "truncate": True},
+    ):
         r = post(raw, **body)
         assert r.status_code == 400
         assert r.json()["error"]["code"] == "invalid_input"
@@ -113,16 +121,23 @@ def test_float_and_base64_carry_the_same_vector(raw) -> None:
 
 
 def test_every_input_form_and_usage_in_tokens(raw) -> None:
-    for value, count, tokens in [("a b c", 1, 3), (["a b", "c"], 2, 3), ([1, 2, 3], 1, 3),
-                                 ([[1, 2], [3]], 2, 3)]:
+    for value, count, tokens in [
+        ("a b c", 1, 3),
+        (["a b", "c"], 2, 3),
+        ([1, 2, 3], 1, 3),
+        ([[1, 2], [3]], 2, 3),
+    ]:
         body = post(raw, input=value, dimensions=32).json()
         assert [d["index"] for d in body["data"]] == list(range(count))
         assert body["usage"]["prompt_tokens"] == tokens
 
 
 def test_vectors_are_deterministic_normalised_and_matryoshka(mixlayer_emulator) -> None:
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=mixlayer_emulator.model,
-                        base_url=mixlayer_emulator.base_url) as client:
+    with MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+        base_url=mixlayer_emulator.base_url,
+    ) as client:
         full = client.embed("the quick brown fox").embeddings[0]
         again = client.embed("the quick brown fox").embeddings[0]
         small = client.embed("the quick brown fox", dimensions=256).embeddings[0]
@@ -142,8 +157,11 @@ def test_a_question_finds_its_passage_and_query_differs_from_document(mixlayer_e
         "The Great Wall of China stretches thousands of kilometres across northern China.",
         "Python is a programming language that emphasises code readability.",
     ]
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=mixlayer_emulator.model,
-                        base_url=mixlayer_emulator.base_url) as client:
+    with MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+        base_url=mixlayer_emulator.base_url,
+    ) as client:
         docs = client.embed(passages, input_type="document").embeddings
         question = "How do plants turn light into chemical energy?"
         query = client.embed(question, input_type="query").embeddings[0]
@@ -155,26 +173,47 @@ def test_a_question_finds_its_passage_and_query_differs_from_document(mixlayer_e
 
 
 def test_scripted_faults_are_survived_by_retries(mixlayer_emulator) -> None:
-    mixlayer_emulator.script([{"status": 429, "retry_after": 0.01}, {"status": 503},
-                              {"drop": True}, {"status": 502, "html": True}])
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=mixlayer_emulator.model,
-                        base_url=mixlayer_emulator.base_url, max_retries=4) as client:
+    mixlayer_emulator.script(
+        [
+            {"status": 429, "retry_after": 0.01},
+            {"status": 503},
+            {"drop": True},
+            {"status": 502, "html": True},
+        ]
+    )
+    with MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+        base_url=mixlayer_emulator.base_url,
+        max_retries=4,
+    ) as client:
         assert len(client.embed(["a"]).embeddings) == 1
     assert mixlayer_emulator.state.stats()["faults"] == 4
 
 
 def test_a_dropped_connection_is_a_connection_error(mixlayer_emulator) -> None:
     mixlayer_emulator.script([{"drop": True}])
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=mixlayer_emulator.model,
-                        base_url=mixlayer_emulator.base_url, max_retries=0) as client:
-        with pytest.raises(APIConnectionError):
-            client.embed("a")
+    with (
+        MixlayerClient(
+            api_key=mixlayer_emulator.api_key,
+            model=mixlayer_emulator.model,
+            base_url=mixlayer_emulator.base_url,
+            max_retries=0,
+        ) as client,
+        pytest.raises(APIConnectionError),
+    ):
+        client.embed("a")
 
 
 def test_latency_and_slow_bodies(mixlayer_emulator) -> None:
     mixlayer_emulator.script([{"latency_ms": 150}, {"slow_body_s": 0.15}])
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=mixlayer_emulator.model,
-                        base_url=mixlayer_emulator.base_url, timeout=0.05, max_retries=0) as c:
+    with MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+        base_url=mixlayer_emulator.base_url,
+        timeout=0.05,
+        max_retries=0,
+    ) as c:
         from mixlayer_embeddings import APITimeoutError
 
         with pytest.raises(APITimeoutError):
@@ -186,40 +225,60 @@ def test_latency_and_slow_bodies(mixlayer_emulator) -> None:
 
 def test_random_fault_rate_and_rate_limit(mixlayer_emulator) -> None:
     mixlayer_emulator.state.fault_rate = 0.3
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=mixlayer_emulator.model,
-                        base_url=mixlayer_emulator.base_url, max_retries=8,
-                        batch_size=10) as client:
+    with MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+        base_url=mixlayer_emulator.base_url,
+        max_retries=8,
+        batch_size=10,
+    ) as client:
         response = client.embed([f"t{i}" for i in range(200)])
     assert len(response.embeddings) == 200
     assert mixlayer_emulator.state.stats()["faults"] > 0
     mixlayer_emulator.reset()
     mixlayer_emulator.state.rate_limit = 2.0
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=mixlayer_emulator.model,
-                        base_url=mixlayer_emulator.base_url, max_retries=0,
-                        batch_size=1) as client:
-        with pytest.raises(RateLimitError) as info:
-            client.embed([f"t{i}" for i in range(10)])
+    with (
+        MixlayerClient(
+            api_key=mixlayer_emulator.api_key,
+            model=mixlayer_emulator.model,
+            base_url=mixlayer_emulator.base_url,
+            max_retries=0,
+            batch_size=1,
+        ) as client,
+        pytest.raises(RateLimitError) as info,
+    ):
+        client.embed([f"t{i}" for i in range(10)])
     assert float(info.value.response.headers["retry-after"]) > 0
 
 
 async def test_async_client_against_the_emulator(mixlayer_emulator) -> None:
-    async with AsyncMixlayerClient(api_key=mixlayer_emulator.api_key, base_url=
-                                   mixlayer_emulator.base_url, model=mixlayer_emulator.model,
-                                   batch_size=16) as client:
+    async with AsyncMixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        base_url=mixlayer_emulator.base_url,
+        model=mixlayer_emulator.model,
+        batch_size=16,
+    ) as client:
         texts = [f"text {i}" for i in range(100)]
         response = await client.embed(texts, dimensions=64, input_type="document")
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=mixlayer_emulator.model,
-                        base_url=mixlayer_emulator.base_url) as client:
-        one_by_one = [client.embed(t, dimensions=64, input_type="document").embeddings[0]
-                      for t in texts[:5]]
+    with MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+        base_url=mixlayer_emulator.base_url,
+    ) as client:
+        one_by_one = [
+            client.embed(t, dimensions=64, input_type="document").embeddings[0] for t in texts[:5]
+        ]
     assert response.embeddings[:5] == one_by_one
     assert response.requests == 7
 
 
 def test_server_refusals_surface_with_their_code(mixlayer_emulator, monkeypatch) -> None:
     monkeypatch.setattr(mixlayer_emulator.state, "context_window", 3)
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=mixlayer_emulator.model,
-                        base_url=mixlayer_emulator.base_url) as client:
+    with MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+        base_url=mixlayer_emulator.base_url,
+    ) as client:
         with pytest.raises(BadRequestError) as info:
             client.embed(["a b c d e"])
         with pytest.raises(BadRequestError, match="model_kind_mismatch"):
@@ -246,16 +305,28 @@ def test_console_script_serves_until_stopped(tmp_path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(  # noqa: S603 - our own entry point, fixed arguments
-        [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port", str(port),
-         "--api-key", "cli-key", "--latency-ms", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mixlayer_embeddings.emulator._cli",
+            "--port",
+            str(port),
+            "--api-key",
+            "cli-key",
+            "--latency-ms",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 15
         while True:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/v1/models",
-                              headers={"Authorization": "Bearer cli-key"})
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/models",
+                    headers={"Authorization": "Bearer cli-key"},
+                )
                 break
             except httpx.ConnectError:
                 assert time.monotonic() < deadline, "the emulator did not come up"

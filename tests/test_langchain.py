@@ -53,15 +53,18 @@ def wire() -> Wire:
 
 
 @pytest.fixture
-def make(mixlayer_emulator, wire):  # noqa: PT004 - yields a factory
+def make(mixlayer_emulator, wire):
     made: list[MixlayerEmbeddings] = []
 
     def factory(**kwargs) -> MixlayerEmbeddings:
-        params = {"model": mixlayer_emulator.model, "api_key": mixlayer_emulator.api_key,
-                  "base_url": mixlayer_emulator.base_url,
-                  "http_client": httpx.Client(event_hooks={"request": [wire.hook]}),
-                  "http_async_client": httpx.AsyncClient(event_hooks={"request": [wire.ahook]}),
-                  **kwargs}
+        params = {
+            "model": mixlayer_emulator.model,
+            "api_key": mixlayer_emulator.api_key,
+            "base_url": mixlayer_emulator.base_url,
+            "http_client": httpx.Client(event_hooks={"request": [wire.hook]}),
+            "http_async_client": httpx.AsyncClient(event_hooks={"request": [wire.ahook]}),
+            **kwargs,
+        }
         made.append(MixlayerEmbeddings(**params))
         return made[-1]
 
@@ -72,11 +75,25 @@ def make(mixlayer_emulator, wire):  # noqa: PT004 - yields a factory
 
 def test_public_surface() -> None:
     assert set(langchain_mixlayer.__all__) == {
-        "MixlayerEmbeddings", "MixlayerError", "APIError", "APIStatusError", "APIConnectionError",
-        "APITimeoutError", "AuthenticationError", "BadRequestError", "ConfigurationError",
-        "InsecureTransportError", "InternalServerError", "InvalidInputError",
-        "InvalidParameterError", "InvalidRequestError", "NotFoundError", "PermissionDeniedError",
-        "RateLimitError", "ResponseValidationError", "__version__",
+        "MixlayerEmbeddings",
+        "MixlayerError",
+        "APIError",
+        "APIStatusError",
+        "APIConnectionError",
+        "APITimeoutError",
+        "AuthenticationError",
+        "BadRequestError",
+        "ConfigurationError",
+        "InsecureTransportError",
+        "InternalServerError",
+        "InvalidInputError",
+        "InvalidParameterError",
+        "InvalidRequestError",
+        "NotFoundError",
+        "PermissionDeniedError",
+        "RateLimitError",
+        "ResponseValidationError",
+        "__version__",
     }
     for name in langchain_mixlayer.__all__:
         assert hasattr(langchain_mixlayer, name)
@@ -89,7 +106,7 @@ def test_documents_go_as_document_and_queries_as_query(make, wire) -> None:
     assert [b.get("input_type") for b in wire.bodies] == ["document", "query"]
     assert [b.get("dimensions") for b in wire.bodies] == [128, 128]
     assert len(docs) == 5 and all(len(d) == 128 for d in docs)
-    scores = [sum(a * b for a, b in zip(query, d)) for d in docs]
+    scores = [sum(a * b for a, b in zip(query, d, strict=True)) for d in docs]
     assert max(range(5), key=scores.__getitem__) == 1
 
 
@@ -179,23 +196,36 @@ def test_the_key_leaks_nowhere(mixlayer_emulator, caplog, monkeypatch) -> None:
     emb = MixlayerEmbeddings(model=MODEL, api_key=key, base_url=mixlayer_emulator.base_url)
     emb.embed_query("hello")
     dumped = dumps(emb)
-    forms = [repr(emb), str(emb), dumped, str(emb.model_dump()), emb.model_dump_json(),
-             repr(emb.model_copy()), repr(emb._core), caplog.text]
+    forms = [
+        repr(emb),
+        str(emb),
+        dumped,
+        str(emb.model_dump()),
+        emb.model_dump_json(),
+        repr(emb.model_copy()),
+        repr(emb._core),
+        caplog.text,
+    ]
     assert all(key not in form for form in forms)
     pickled = pickle.dumps(emb)
     assert key.encode() not in pickled
     monkeypatch.setenv("MIXLAYER_API_KEY", key)
     assert pickle.loads(pickled).embed_query("hello") == emb.embed_query("hello")
-    restored = loads(dumped, valid_namespaces=["langchain_mixlayer"],
-                     secrets_map={"MIXLAYER_API_KEY": key}, allowed_objects=[MixlayerEmbeddings])
+    restored = loads(
+        dumped,
+        valid_namespaces=["langchain_mixlayer"],
+        secrets_map={"MIXLAYER_API_KEY": key},
+        allowed_objects=[MixlayerEmbeddings],
+    )
     assert isinstance(restored, MixlayerEmbeddings)
     assert restored.embed_query("hello") == emb.embed_query("hello")
 
 
 def test_in_memory_vector_store_ingestion_and_search(make, wire) -> None:
     store = InMemoryVectorStore(embedding=make(dimensions=256))
-    store.add_documents([Document(page_content=p, metadata={"i": i})
-                         for i, p in enumerate(PASSAGES)])
+    store.add_documents(
+        [Document(page_content=p, metadata={"i": i}) for i, p in enumerate(PASSAGES)]
+    )
     hits = store.similarity_search("Which insects dance to show where flowers are?", k=2)
     assert hits[0].metadata["i"] == 4
     assert [b.get("input_type") for b in wire.bodies] == ["document", "query"]
@@ -206,9 +236,13 @@ def test_cache_backed_embeddings(make, wire) -> None:
     from langchain_core.stores import InMemoryByteStore
 
     store = InMemoryByteStore()
-    cached = CacheBackedEmbeddings.from_bytes_store(make(dimensions=64), store,
-                                                    namespace=MODEL, query_embedding_cache=True,
-                                                    key_encoder="sha256")
+    cached = CacheBackedEmbeddings.from_bytes_store(
+        make(dimensions=64),
+        store,
+        namespace=MODEL,
+        query_embedding_cache=True,
+        key_encoder="sha256",
+    )
     first = cached.embed_documents(PASSAGES)
     second = cached.embed_documents(PASSAGES)
     cached.embed_query("tower")
@@ -223,8 +257,10 @@ async def test_retriever_in_an_lcel_chain_embeds_the_question_as_a_query(make, w
     await store.aadd_texts(PASSAGES)
     retriever = store.as_retriever(search_kwargs={"k": 1})
     chain = (
-        {"context": retriever | RunnableLambda(lambda docs: docs[0].page_content),
-         "question": RunnablePassthrough()}
+        {
+            "context": retriever | RunnableLambda(lambda docs: docs[0].page_content),
+            "question": RunnablePassthrough(),
+        }
         | RunnableLambda(lambda d: f"{d['question']} -> {d['context']}")
         | StrOutputParser()
     )

@@ -24,8 +24,11 @@ class TestMixlayerEmbeddingsUnit(EmbeddingsUnitTests):
     @property
     def init_from_env_params(self) -> tuple[dict, dict, dict]:
         return (
-            {"MIXLAYER_API_KEY": KEY, "MIXLAYER_EMBEDDING_MODEL": MODEL,
-             "MIXLAYER_BASE_URL": "http://127.0.0.1:8765/v1"},
+            {
+                "MIXLAYER_API_KEY": KEY,
+                "MIXLAYER_EMBEDDING_MODEL": MODEL,
+                "MIXLAYER_BASE_URL": "http://127.0.0.1:8765/v1",
+            },
             {},
             {"model": MODEL, "base_url": "http://127.0.0.1:8765/v1"},
         )

@@ -52,15 +52,18 @@ def wire() -> Wire:
 
 
 @pytest.fixture
-def make(mixlayer_emulator, wire):  # noqa: PT004 - yields a factory
+def make(mixlayer_emulator, wire):
     made: list[MixlayerEmbedding] = []
 
     def factory(**kwargs) -> MixlayerEmbedding:
-        params = {"model_name": mixlayer_emulator.model, "api_key": mixlayer_emulator.api_key,
-                  "api_base": mixlayer_emulator.base_url,
-                  "http_client": httpx.Client(event_hooks={"request": [wire.hook]}),
-                  "async_http_client": httpx.AsyncClient(event_hooks={"request": [wire.ahook]}),
-                  **kwargs}
+        params = {
+            "model_name": mixlayer_emulator.model,
+            "api_key": mixlayer_emulator.api_key,
+            "api_base": mixlayer_emulator.base_url,
+            "http_client": httpx.Client(event_hooks={"request": [wire.hook]}),
+            "async_http_client": httpx.AsyncClient(event_hooks={"request": [wire.ahook]}),
+            **kwargs,
+        }
         made.append(MixlayerEmbedding(**params))
         return made[-1]
 
@@ -73,8 +76,12 @@ def test_conventions() -> None:
     names = [cls.__name__ for cls in MixlayerEmbedding.__mro__]
     assert BaseEmbedding.__name__ in names
     assert MixlayerEmbedding.class_name() == "MixlayerEmbedding"
-    assert set(llama_index_mixlayer.__all__) >= {"MixlayerEmbedding", "MixlayerError",
-                                                  "APIError", "RateLimitError"}
+    assert set(llama_index_mixlayer.__all__) >= {
+        "MixlayerEmbedding",
+        "MixlayerError",
+        "APIError",
+        "RateLimitError",
+    }
     import llama_index.embeddings.mixlayer as namespaced
 
     assert namespaced.MixlayerEmbedding is llama_index_mixlayer.MixlayerEmbedding
@@ -95,7 +102,7 @@ def test_query_as_query_and_texts_as_documents(make, wire) -> None:
     assert [b["dimensions"] for b in wire.bodies] == [128] * 3
     assert len(q) == 128
     assert many[0] == one
-    scores = [sum(a * b for a, b in zip(q, d)) for d in many]
+    scores = [sum(a * b for a, b in zip(q, d, strict=True)) for d in many]
     assert max(range(5), key=scores.__getitem__) == 1
 
 
@@ -163,14 +170,25 @@ def test_the_key_leaks_nowhere(mixlayer_emulator, caplog, monkeypatch) -> None:
     caplog.set_level(logging.DEBUG)
     key = mixlayer_emulator.api_key
     handler = LlamaDebugHandler()
-    emb = MixlayerEmbedding(model_name=MODEL, api_key=key, api_base=mixlayer_emulator.base_url,
-                            callback_manager=CallbackManager([handler]))
+    emb = MixlayerEmbedding(
+        model_name=MODEL,
+        api_key=key,
+        api_base=mixlayer_emulator.base_url,
+        callback_manager=CallbackManager([handler]),
+    )
     emb.get_text_embedding_batch(["hello"])
     emb.get_query_embedding("hello")
     events = handler.get_events()
-    forms = [repr(emb), str(emb), json.dumps(emb.to_dict()), emb.to_json(),
-             json.dumps(emb.to_payload()), repr(events), str([e.payload for e in events]),
-             caplog.text]
+    forms = [
+        repr(emb),
+        str(emb),
+        json.dumps(emb.to_dict()),
+        emb.to_json(),
+        json.dumps(emb.to_payload()),
+        repr(events),
+        str([e.payload for e in events]),
+        caplog.text,
+    ]
     assert all(key not in form for form in forms)
     pickled = pickle.dumps(emb)
     assert key.encode() not in pickled
@@ -187,7 +205,8 @@ def test_settings_index_retriever_and_query_engine(make, wire, monkeypatch) -> N
     index = VectorStoreIndex.from_documents([Document(text=p) for p in PASSAGES])
     assert wire.input_types() == ["document"]
     hits = index.as_retriever(similarity_top_k=1).retrieve(
-        "Which insects dance to show where flowers are?")
+        "Which insects dance to show where flowers are?"
+    )
     assert hits[0].node.get_content() == PASSAGES[4]
     assert wire.bodies[-1]["input_type"] == "query"
     response = index.as_query_engine(similarity_top_k=1).query("What is the Eiffel Tower?")
@@ -198,20 +217,26 @@ def test_settings_index_retriever_and_query_engine(make, wire, monkeypatch) -> N
 
 async def test_ingestion_pipeline_with_the_embedding_as_a_transformation(make, wire) -> None:
     emb = make(dimensions=64)
-    pipeline = IngestionPipeline(transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0), emb])
+    pipeline = IngestionPipeline(
+        transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0), emb]
+    )
     nodes = await pipeline.arun(documents=[Document(text=" ".join(PASSAGES))])
     assert nodes and all(len(n.embedding) == 64 for n in nodes)
     assert set(wire.input_types()) == {"document"}
-    sync_nodes = IngestionPipeline(transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0), emb]).run(
-        documents=[Document(text=" ".join(PASSAGES))])
+    sync_nodes = IngestionPipeline(
+        transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0), emb]
+    ).run(documents=[Document(text=" ".join(PASSAGES))])
     assert [n.embedding for n in sync_nodes] == [n.embedding for n in nodes]
 
 
 @pytest.mark.vcr
 def test_cassette_replay(cassette_target) -> None:
-    emb = MixlayerEmbedding(model_name=cassette_target["model"],
-                            api_key=cassette_target["api_key"],
-                            api_base=cassette_target["base_url"], dimensions=64)
+    emb = MixlayerEmbedding(
+        model_name=cassette_target["model"],
+        api_key=cassette_target["api_key"],
+        api_base=cassette_target["base_url"],
+        dimensions=64,
+    )
     assert len(emb.get_query_embedding("What is the capital of France?")) == 64
     vectors = emb.get_text_embedding_batch(["Paris is the capital of France.", "Bread."])
     assert [len(v) for v in vectors] == [64, 64]
@@ -219,7 +244,10 @@ def test_cassette_replay(cassette_target) -> None:
 
 @pytest.mark.vcr
 async def test_cassette_replay_async(cassette_target) -> None:
-    emb = MixlayerEmbedding(model_name=cassette_target["model"],
-                            api_key=cassette_target["api_key"],
-                            api_base=cassette_target["base_url"], dimensions=64)
+    emb = MixlayerEmbedding(
+        model_name=cassette_target["model"],
+        api_key=cassette_target["api_key"],
+        api_base=cassette_target["base_url"],
+        dimensions=64,
+    )
     assert len(await emb.aget_query_embedding("Where is Paris?")) == 64

@@ -69,8 +69,16 @@ def test_parse_retry_after_table(headers, expected) -> None:
 
 @pytest.mark.parametrize(
     ("retries_done", "jitter", "expected"),
-    [(0, 0.0, 0.5), (1, 0.0, 1.0), (2, 0.0, 2.0), (3, 0.0, 4.0), (4, 0.0, 8.0), (9, 0.0, 8.0),
-     (0, 0.999999, 0.5 * 0.75), (4, 0.5, 8.0 * 0.875)],
+    [
+        (0, 0.0, 0.5),
+        (1, 0.0, 1.0),
+        (2, 0.0, 2.0),
+        (3, 0.0, 4.0),
+        (4, 0.0, 8.0),
+        (9, 0.0, 8.0),
+        (0, 0.999999, 0.5 * 0.75),
+        (4, 0.5, 8.0 * 0.875),
+    ],
 )
 def test_backoff_table(retries_done, jitter, expected) -> None:
     assert backoff_delay(retries_done, jitter) == pytest.approx(expected, rel=1e-5)

@@ -78,31 +78,60 @@ def test_many_bad_indexes_are_all_kept_but_the_message_stays_short() -> None:
     ],
 )
 def test_bad_parameters_name_the_parameter(kwargs, param, fragment) -> None:
-    options = {"input_type": None, "dimensions": None, "encoding_format": None,
-               "normalize": None, "truncate": None, **kwargs}
+    options = {
+        "input_type": None,
+        "dimensions": None,
+        "encoding_format": None,
+        "normalize": None,
+        "truncate": None,
+        **kwargs,
+    }
     with pytest.raises(InvalidParameterError) as info:
         validate_options(spec=None, **options)
     assert info.value.param == param
     assert fragment in str(info.value)
 
 
-@pytest.mark.parametrize("model", ["qwen/qwen3-embedding-8b", "Qwen/Qwen3-Embedding-8B",
-                                   "qwen3-embedding-8b", "QWEN3_EMBEDDING_8B", " qwen3-embedding-8b "])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "qwen/qwen3-embedding-8b",
+        "Qwen/Qwen3-Embedding-8B",
+        "qwen3-embedding-8b",
+        "QWEN3_EMBEDDING_8B",
+        " qwen3-embedding-8b ",
+    ],
+)
 def test_known_model_is_recognised_leniently(model) -> None:
     assert lookup_model(model) is QWEN
 
 
 def test_unknown_model_is_left_to_the_server() -> None:
     assert lookup_model("acme/embed-v9") is None
-    validate_options(spec=None, input_type="passage", dimensions=99999, encoding_format=None,
-                     normalize=None, truncate=None)
+    validate_options(
+        spec=None,
+        input_type="passage",
+        dimensions=99999,
+        encoding_format=None,
+        normalize=None,
+        truncate=None,
+    )
 
 
-@pytest.mark.parametrize(("dims", "ok"), [(31, False), (32, True), (1024, True), (4096, True),
-                                          (4097, False)])
+@pytest.mark.parametrize(
+    ("dims", "ok"), [(31, False), (32, True), (1024, True), (4096, True), (4097, False)]
+)
 def test_known_model_dimension_range(dims, ok) -> None:
-    call = lambda: validate_options(spec=QWEN, input_type=None, dimensions=dims,  # noqa: E731
-                                    encoding_format=None, normalize=None, truncate=None)
+    def call() -> None:
+        validate_options(
+            spec=QWEN,
+            input_type=None,
+            dimensions=dims,
+            encoding_format=None,
+            normalize=None,
+            truncate=None,
+        )
+
     if ok:
         call()
     else:
@@ -112,8 +141,20 @@ def test_known_model_dimension_range(dims, ok) -> None:
 
 def test_known_model_input_types() -> None:
     for ok in ("query", "document"):
-        validate_options(spec=QWEN, input_type=ok, dimensions=None, encoding_format=None,
-                         normalize=None, truncate=None)
+        validate_options(
+            spec=QWEN,
+            input_type=ok,
+            dimensions=None,
+            encoding_format=None,
+            normalize=None,
+            truncate=None,
+        )
     with pytest.raises(InvalidParameterError, match="'query' or 'document'"):
-        validate_options(spec=QWEN, input_type="passage", dimensions=None, encoding_format=None,
-                         normalize=None, truncate=None)
+        validate_options(
+            spec=QWEN,
+            input_type="passage",
+            dimensions=None,
+            encoding_format=None,
+            normalize=None,
+            truncate=None,
+        )

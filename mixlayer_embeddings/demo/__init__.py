@@ -14,9 +14,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -65,22 +66,27 @@ def _service() -> Iterator[tuple[str | None, str, str | None]]:
     """(api_key, model, base_url): the real service when a key is set, else an emulator."""
     model = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
     if os.environ.get(API_KEY_ENV):
-        print(f"Using the Mixlayer service at {os.environ.get(BASE_URL_ENV) or 'the default URL'}"
-              f" with model {model}.")
+        print(
+            f"Using the Mixlayer service at {os.environ.get(BASE_URL_ENV) or 'the default URL'}"
+            f" with model {model}."
+        )
         yield None, model, None
         return
     from ..emulator import Emulator
 
     with Emulator() as emulator:
-        print(f"{API_KEY_ENV} is not set: using the local emulator at {emulator.base_url} "
-              "(offline, lexical vectors, not Qwen3).")
+        print(
+            f"{API_KEY_ENV} is not set: using the local emulator at {emulator.base_url} "
+            "(offline, lexical vectors, not Qwen3)."
+        )
         yield emulator.api_key, emulator.model, emulator.base_url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mixlayer-demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--question", "-q", action="append",
-                        help="ask your own question (repeatable)")
+    parser.add_argument(
+        "--question", "-q", action="append", help="ask your own question (repeatable)"
+    )
     parser.add_argument("--dimensions", type=int, default=1024)
     parser.add_argument("--top", type=int, default=3, help="passages shown per question")
     args = parser.parse_args(argv)
@@ -94,26 +100,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     passages = CORPUS.read_text(encoding="utf-8").splitlines()
     questions = args.question or list(QUESTIONS)
     tally = Tally()
-    hooks = {"request": [tally.on_request], "response": [tally.on_response]}
-    ahooks = {"request": [tally.aon_request], "response": [tally.aon_response]}
+    hooks: dict[str, list[Callable[..., Any]]] = {
+        "request": [tally.on_request],
+        "response": [tally.on_response],
+    }
+    ahooks: dict[str, list[Callable[..., Any]]] = {
+        "request": [tally.aon_request],
+        "response": [tally.aon_response],
+    }
     started = time.perf_counter()
     # The demo only calls the sync methods; the async client is there for completeness.
     ahttp = httpx.AsyncClient(event_hooks=ahooks)
-    with _service() as (api_key, model, base_url), httpx.Client(
-        event_hooks=hooks, timeout=httpx.Timeout(60.0, connect=10.0)
-    ) as http:
-        lc = MixlayerEmbeddings(model=model, api_key=api_key, base_url=base_url,
-                                dimensions=args.dimensions, show_progress_bar=True,
-                                http_client=http, http_async_client=ahttp)
-        li = MixlayerEmbedding(model_name=model, api_key=api_key, api_base=base_url,
-                               dimensions=args.dimensions, http_client=http,
-                               async_http_client=ahttp)
+    with (
+        _service() as (api_key, model, base_url),
+        httpx.Client(event_hooks=hooks, timeout=httpx.Timeout(60.0, connect=10.0)) as http,
+    ):
+        lc = MixlayerEmbeddings(
+            model=model,
+            api_key=api_key,
+            base_url=base_url,
+            dimensions=args.dimensions,
+            show_progress_bar=True,
+            http_client=http,
+            http_async_client=ahttp,
+        )
+        li = MixlayerEmbedding(
+            model_name=model,
+            api_key=api_key,
+            api_base=base_url,
+            dimensions=args.dimensions,
+            http_client=http,
+            async_http_client=ahttp,
+        )
 
         print(f"\nIngesting {len(passages)} passages with LangChain (InMemoryVectorStore)...")
         store = InMemoryVectorStore.from_texts(passages, embedding=lc)
         print(f"Ingesting {len(passages)} passages with LlamaIndex (VectorStoreIndex)...")
-        index = VectorStoreIndex.from_documents([Document(text=p) for p in passages],
-                                                embed_model=li, show_progress=True)
+        index = VectorStoreIndex.from_documents(
+            [Document(text=p) for p in passages], embed_model=li, show_progress=True
+        )
         retriever = index.as_retriever(similarity_top_k=args.top)
 
         for question in questions:
@@ -123,8 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for hit in retriever.retrieve(question):
                 print(f"  LlamaIndex {hit.score or 0.0:.3f}  {hit.node.get_content()}")
     seconds = time.perf_counter() - started
-    print(f"\nSummary: {tally.requests} requests (one batch each), {tally.items} texts embedded, "
-          f"{tally.tokens} tokens, {seconds:.2f} s.")
+    print(
+        f"\nSummary: {tally.requests} requests (one batch each), {tally.items} texts embedded, "
+        f"{tally.tokens} tokens, {seconds:.2f} s."
+    )
     return 0
 
 

@@ -82,8 +82,12 @@ class Emulator:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            create_app(self.state), log_level="error", http="h11", lifespan="off",
-            access_log=False, timeout_keep_alive=30,
+            create_app(self.state),
+            log_level="error",
+            http="h11",
+            lifespan="off",
+            access_log=False,
+            timeout_keep_alive=30,
         )
         self._server = uvicorn.Server(config)
         started = threading.Event()
@@ -91,7 +95,8 @@ class Emulator:
         def serve() -> None:
             async def main() -> None:
                 task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
-                while not self._server.started and not task.done():
+                # uvicorn offers no startup hook: poll its flag (or its early failure).
+                while not self._server.started and not task.done():  # noqa: ASYNC110
                     await asyncio.sleep(0.005)
                 started.set()
                 await task

@@ -105,12 +105,21 @@ class EmulatorState:
             self._random.seed(self.seed)
 
     def stats(self) -> dict[str, int]:
-        return {"requests": self.requests, "items": self.items, "faults": self.faults,
-                "rate_limited": self.rate_limited}
+        return {
+            "requests": self.requests,
+            "items": self.items,
+            "faults": self.faults,
+            "rate_limited": self.rate_limited,
+        }
 
 
-def _error(status: int, message: str, code: str | None, error_type: str = "invalid_request_error",
-           headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int,
+    message: str,
+    code: str | None,
+    error_type: str = "invalid_request_error",
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     return JSONResponse(
         {"error": {"message": message, "type": error_type, "code": code}},
         status_code=status,
@@ -118,7 +127,7 @@ def _error(status: int, message: str, code: str | None, error_type: str = "inval
     )
 
 
-class DroppedConnection(Exception):  # noqa: N818 - a signal to the server, not an error
+class DroppedConnection(Exception):
     """Raised inside the app to make the server drop the connection (a scripted fault)."""
 
 
@@ -157,8 +166,12 @@ class _GateMiddleware:
         given = auth[7:] if auth.lower().startswith("bearer ") else ""
         if not hmac.compare_digest(given.encode(), self.state.api_key.encode()):
             message = "missing API key" if not auth else "invalid API key"
-            await _error(401, f"{message}: send Authorization: Bearer $MIXLAYER_API_KEY",
-                         "invalid_api_key", "authentication_error")(scope, receive, send)
+            await _error(
+                401,
+                f"{message}: send Authorization: Bearer $MIXLAYER_API_KEY",
+                "invalid_api_key",
+                "authentication_error",
+            )(scope, receive, send)
             return
         path: str = scope["path"]
         if path.startswith("/_emulator/"):
@@ -168,11 +181,16 @@ class _GateMiddleware:
         wait = self.state.take_token(given)
         if wait is not None:
             self.state.rate_limited += 1
-            await _error(429, "rate limit exceeded for this API key", "rate_limited",
-                         "rate_limit_error",
-                         headers={"retry-after": f"{wait:.3f}",
-                                  "retry-after-ms": str(max(1, round(wait * 1000)))},
-                         )(scope, receive, send)
+            await _error(
+                429,
+                "rate limit exceeded for this API key",
+                "rate_limited",
+                "rate_limit_error",
+                headers={
+                    "retry-after": f"{wait:.3f}",
+                    "retry-after-ms": str(max(1, round(wait * 1000))),
+                },
+            )(scope, receive, send)
             return
         fault = self.state.next_fault()
         latency = (fault or {}).get("latency_ms", self.state.latency_ms)
@@ -184,14 +202,22 @@ class _GateMiddleware:
         self.state.faults += 1
         await self._fault(fault, scope, receive, send)
 
-    async def _fault(self, fault: dict[str, Any], scope: Scope, receive: Receive,
-                     send: Send) -> None:
+    async def _fault(
+        self, fault: dict[str, Any], scope: Scope, receive: Receive, send: Send
+    ) -> None:
         if fault.get("drop"):
             # Start a response, then fail: the server closes the socket mid-response, and the
             # client sees the connection drop before a body arrives.
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", b"1000")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", b"1000"),
+                    ],
+                }
+            )
             raise DroppedConnection
         if "slow_body_s" in fault:
             captured: list[Message] = []
@@ -213,13 +239,23 @@ class _GateMiddleware:
             extra["retry-after-ms"] = str(fault["retry_after_ms"])
         if fault.get("html"):
             response: Response = Response(
-                "<html><body><h1>502 Bad Gateway</h1></body></html>", status_code=status,
-                media_type="text/html", headers=extra)
+                "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                status_code=status,
+                media_type="text/html",
+                headers=extra,
+            )
         else:
-            response = _error(status, fault.get("message", f"emulated fault {status}"),
-                              fault.get("code"), "server_error" if status >= 500 else
-                              "rate_limit_error" if status == 429 else "invalid_request_error",
-                              headers=extra)
+            response = _error(
+                status,
+                fault.get("message", f"emulated fault {status}"),
+                fault.get("code"),
+                "server_error"
+                if status >= 500
+                else "rate_limit_error"
+                if status == 429
+                else "invalid_request_error",
+                headers=extra,
+            )
         await response(scope, receive, send)
 
 
@@ -239,18 +275,29 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
     if not isinstance(model, str) or not model:
         raise _bad_request("model is required and must be a string", "missing_model")
     if model.lower() == CHAT_MODEL:
-        raise _Refusal(_error(400, f"model {model} is not an embedding model",
-                              "model_kind_mismatch"))
+        raise _Refusal(
+            _error(400, f"model {model} is not an embedding model", "model_kind_mismatch")
+        )
     if lookup_model(model) is None:
-        raise _Refusal(_error(404, f"model {model} does not exist or is not available to this "
-                                   "API key", "model_not_found"))
+        raise _Refusal(
+            _error(
+                404,
+                f"model {model} does not exist or is not available to this API key",
+                "model_not_found",
+            )
+        )
     if "input" not in body or body["input"] is None:
         raise _bad_request("input is required", "invalid_input")
     dimensions = body.get("dimensions")
     try:
-        validate_options(spec=lookup_model(model), input_type=body.get("input_type"),
-                         dimensions=dimensions, encoding_format=body.get("encoding_format"),
-                         normalize=body.get("normalize"), truncate=body.get("truncate"))
+        validate_options(
+            spec=lookup_model(model),
+            input_type=body.get("input_type"),
+            dimensions=dimensions,
+            encoding_format=body.get("encoding_format"),
+            normalize=body.get("normalize"),
+            truncate=body.get("truncate"),
+        )
         normalized = normalize_input(body["input"])
     except InvalidParameterError as exc:
         raise _bad_request(str(exc), _PARAM_CODES.get(exc.param, "invalid_request")) from exc
@@ -260,15 +307,18 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
     if not items:
         raise _bad_request("input must not be empty", "invalid_input")
     if len(items) > MAX_BATCH_SIZE:
-        raise _bad_request(f"input arrays must contain 1-{MAX_BATCH_SIZE} items, got "
-                           f"{len(items)}", "invalid_input")
+        raise _bad_request(
+            f"input arrays must contain 1-{MAX_BATCH_SIZE} items, got {len(items)}", "invalid_input"
+        )
     truncate = body.get("truncate") is True
     too_long = [i for i, item in enumerate(items) if count_tokens(item) > state.context_window]
     if too_long and (normalized.kind == "tokens" or not truncate):
         raise _bad_request(
             f"input {'token arrays' if normalized.kind == 'tokens' else 'texts'} longer than the "
             f"model context window ({state.context_window} tokens) at indexes "
-            f"{', '.join(map(str, too_long[:20]))}", "invalid_input")
+            f"{', '.join(map(str, too_long[:20]))}",
+            "invalid_input",
+        )
     for i in too_long:  # only texts get here, and only with truncate=true
         items[i] = " ".join(tokenize(items[i])[: state.context_window])  # type: ignore[arg-type]
     return model, items, truncate
@@ -282,29 +332,58 @@ def create_app(state: EmulatorState) -> ASGIApp:
         except _Refusal as refusal:
             return refusal.response
         dimensions = body.get("dimensions") or FULL_DIMENSIONS
-        vectors = embed_items(items, dimensions=dimensions, input_type=body.get("input_type"),
-                              normalize=body.get("normalize") is not False)
+        vectors = embed_items(
+            items,
+            dimensions=dimensions,
+            input_type=body.get("input_type"),
+            normalize=body.get("normalize") is not False,
+        )
         state.items += len(items)
         as_base64 = body.get("encoding_format") == "base64"
         little = vectors.astype("<f4", copy=False)
         data = [
-            {"object": "embedding", "index": i,
-             "embedding": base64.b64encode(little[i].tobytes()).decode("ascii") if as_base64
-             else little[i].tolist()}
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(little[i].tobytes()).decode("ascii")
+                if as_base64
+                else little[i].tolist(),
+            }
             for i in range(len(items))
         ]
         tokens = sum(count_tokens(item) for item in items)
-        return JSONResponse({"object": "list", "data": data, "model": model,
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def models(request: Request) -> Response:
         created = 1_700_000_000
-        return JSONResponse({"object": "list", "data": [
-            {"id": EMBEDDING_MODEL, "object": "model", "created": created, "owned_by": "qwen",
-             "kind": "embedding"},
-            {"id": CHAT_MODEL, "object": "model", "created": created, "owned_by": "qwen",
-             "kind": "chat"},
-        ]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": EMBEDDING_MODEL,
+                        "object": "model",
+                        "created": created,
+                        "owned_by": "qwen",
+                        "kind": "embedding",
+                    },
+                    {
+                        "id": CHAT_MODEL,
+                        "object": "model",
+                        "created": created,
+                        "owned_by": "qwen",
+                        "kind": "chat",
+                    },
+                ],
+            }
+        )
 
     async def script(request: Request) -> Response:
         try:
@@ -323,12 +402,13 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def stats(request: Request) -> Response:
         return JSONResponse(state.stats())
 
-    app = Starlette(routes=[
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/_emulator/script", script, methods=["POST"]),
-        Route("/_emulator/reset", reset, methods=["POST"]),
-        Route("/_emulator/stats", stats, methods=["GET"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/_emulator/script", script, methods=["POST"]),
+            Route("/_emulator/reset", reset, methods=["POST"]),
+            Route("/_emulator/stats", stats, methods=["GET"]),
+        ]
+    )
     return _GateMiddleware(app, state)
-

@@ -28,13 +28,56 @@ import numpy.typing as npt
 __all__ = ["FULL_DIMENSIONS", "count_tokens", "embed_items", "tokenize"]
 
 FULL_DIMENSIONS = 4096
-_OCTAVES = ((0, 32), (32, 64), (64, 128), (128, 256), (256, 512), (512, 1024), (1024, 2048),
-            (2048, 4096))
+_OCTAVES = (
+    (0, 32),
+    (32, 64),
+    (64, 128),
+    (128, 256),
+    (256, 512),
+    (512, 1024),
+    (1024, 2048),
+    (2048, 4096),
+)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _STOP_WORDS = frozenset(
-    "a an and are as at be by do does for from has have how in is it its of on or that the "
-    "this to was what when where which who why will with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+    ]
 )
 _WORD_WEIGHT = 1.0
 _STOP_WEIGHT = 0.25
@@ -100,7 +143,7 @@ def _item_parts(item: str | Sequence[int]) -> list[_Sparse]:
     if isinstance(item, str):
         return [_word_sparse(word) for word in _WORD.findall(item.lower())]
     tokens = list(item)
-    return [_token_sparse(t, n) for t, n in zip(tokens, [*tokens[1:], None])]
+    return [_token_sparse(t, n) for t, n in zip(tokens, [*tokens[1:], None], strict=True)]
 
 
 def embed_items(
@@ -127,8 +170,9 @@ def embed_items(
     all_columns = np.concatenate(columns)
     keep = all_columns < dimensions  # Matryoshka: the prefix of the full vector
     flat = np.concatenate(rows)[keep] * dimensions + all_columns[keep]
-    out = np.bincount(flat, weights=np.concatenate(values)[keep],
-                      minlength=len(items) * dimensions).reshape(len(items), dimensions)
+    out = np.bincount(
+        flat, weights=np.concatenate(values)[keep], minlength=len(items) * dimensions
+    ).reshape(len(items), dimensions)
     if normalize:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
