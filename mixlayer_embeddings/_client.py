@@ -35,6 +35,8 @@ from ._config import (
 )
 from ._exceptions import (
     APIError,
+    BadRequestError,
+    InputRejectedError,
     InvalidParameterError,
     make_status_error,
     translate_transport_error,
@@ -75,11 +77,19 @@ class _Sleep:
 
 
 @dataclass(frozen=True)
+class _Batch:
+    """Items of one request, and where the first of them stands in the caller's input."""
+
+    start: int
+    items: list[Item]
+
+
+@dataclass(frozen=True)
 class _Plan:
     """One call, validated and split: the body every request shares, and the batches."""
 
     body: dict[str, Any]
-    batches: list[list[Item]]
+    batches: list[_Batch]
     single: bool
     dimensions: int | None
     model: str
@@ -108,6 +118,66 @@ def plan_batches(count: int, batch_size: int) -> list[tuple[int, int]]:
         slices.append((start, stop))
         start = stop
     return slices
+
+
+class AdaptiveLimit:
+    """How many requests may be in flight: halved on a 429, +1/limit per success (AIMD).
+
+    Pure arithmetic, shared by both clients' gates; it never goes below one or above the
+    configured ``max_concurrency``.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.current = float(maximum)
+
+    @property
+    def allowed(self) -> int:
+        return max(1, int(self.current))
+
+    def on_throttle(self) -> None:
+        self.current = max(1.0, self.current / 2)
+
+    def on_success(self) -> None:
+        self.current = min(float(self.maximum), self.current + 1.0 / self.current)
+
+
+class _ThreadGate:
+    """At most ``limit.allowed`` requests in flight across threads."""
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self._limit = limit
+        self._cond = threading.Condition()
+        self._busy = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._busy < self._limit.allowed)
+            self._busy += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
+
+
+class _AsyncGate:
+    """At most ``limit.allowed`` requests in flight across tasks of one event loop."""
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self._limit = limit
+        self._cond = asyncio.Condition()
+        self._busy = 0
+
+    async def __aenter__(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self._busy < self._limit.allowed)
+            self._busy += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        async with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
 
 
 class _BaseClient(Generic[HttpClientT]):
@@ -140,6 +210,8 @@ class _BaseClient(Generic[HttpClientT]):
         self.max_retries = max_retries
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
+        #: Requests in flight: halves on 429, creeps back up on success (AIMD).
+        self._limit = AdaptiveLimit(max_concurrency)
         #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
         self._timeout = None if timeout is None else httpx.Timeout(timeout)
         self._embeddings_url = self._settings.base_url.join("embeddings")
@@ -224,7 +296,7 @@ class _BaseClient(Generic[HttpClientT]):
         items = normalized.items
         return _Plan(
             body=body,
-            batches=[items[a:b] for a, b in plan_batches(len(items), self.batch_size)],
+            batches=[_Batch(a, items[a:b]) for a, b in plan_batches(len(items), self.batch_size)],
             single=normalized.single,
             dimensions=dimensions,
             model=chosen_model,
@@ -241,8 +313,45 @@ class _BaseClient(Generic[HttpClientT]):
         request.extensions.update(extensions)
         return request
 
-    def _batch_flow(self, plan: _Plan, batch: list[Item]) -> _Flow:
-        """Send one batch until it succeeds or the retry policy gives up. No I/O in here."""
+    def _batch_flow(self, plan: _Plan, batch: _Batch) -> _Flow:
+        """Send one batch; if the service refuses some of its items, find which. No I/O here.
+
+        A multi-item batch refused with ``invalid_input`` is bisected (each half re-sent) until
+        the refused items are known, so the error names them instead of failing every item.
+        """
+        try:
+            return (yield from self._send_flow(plan, batch.items))
+        except BadRequestError as refused:
+            if refused.code != "invalid_input":
+                raise
+            if len(batch.items) == 1:
+                raise InputRejectedError.from_refusal(refused, [batch.start]) from refused
+            logger.info("batch of %d refused as invalid_input; bisecting", len(batch.items))
+            culprits = yield from self._bisect_flow(plan, batch)
+            raise InputRejectedError.from_refusal(refused, culprits) from refused
+
+    def _bisect_flow(
+        self, plan: _Plan, batch: _Batch
+    ) -> Generator[httpx.Request | _Sleep, _Outcome, list[int]]:
+        """Input indexes of the items the service refuses, found by halving the batch."""
+        if len(batch.items) == 1:
+            return [batch.start]
+        middle = len(batch.items) // 2
+        culprits: list[int] = []
+        for half in (
+            _Batch(batch.start, batch.items[:middle]),
+            _Batch(batch.start + middle, batch.items[middle:]),
+        ):
+            try:
+                yield from self._send_flow(plan, half.items)
+            except BadRequestError as refused:
+                if refused.code != "invalid_input":
+                    raise
+                culprits += yield from self._bisect_flow(plan, half)
+        return culprits
+
+    def _send_flow(self, plan: _Plan, batch: list[Item]) -> _Flow:
+        """Send one request until it succeeds or the retry policy gives up."""
         retries_done = 0
         while True:
             request = self._build_request(plan, batch)
@@ -262,10 +371,14 @@ class _BaseClient(Generic[HttpClientT]):
                     elapsed_ms,
                 )
                 if outcome.is_success:
+                    self._limit.on_success()
                     return parse_embedding_response(
                         outcome, expected_count=len(batch), dimensions=plan.dimensions
                     )
                 error = make_status_error(outcome)
+                if outcome.status_code == 429:
+                    self._limit.on_throttle()
+                    logger.info("rate limited: concurrency now %d", self._limit.allowed)
             elif isinstance(outcome, httpx.RequestError):
                 cause = outcome
                 error = translate_transport_error(outcome)
@@ -340,7 +453,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             # Dropped without close(): still return the pooled sockets.
             weakref.finalize(self, self._http.close)
         # Per client, so calls from several threads share max_concurrency.
-        self._gate = threading.BoundedSemaphore(self.max_concurrency)
+        self._gate = _ThreadGate(self._limit)
 
     def embed(
         self,
@@ -365,11 +478,10 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             truncate=truncate,
         )
 
-        def run(batch: list[Item]) -> ParsedBatch:
-            with self._gate:
-                parsed = self._drive(self._batch_flow(plan, batch))
+        def run(batch: _Batch) -> ParsedBatch:
+            parsed = self._drive(self._batch_flow(plan, batch))
             if on_progress is not None:
-                on_progress(len(batch))
+                on_progress(len(batch.items))
             return parsed
 
         if len(plan.batches) <= 1 or self.max_concurrency == 1:
@@ -384,7 +496,8 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                 time.sleep(step.seconds)
             else:
                 try:
-                    outcome = self._http.send(step)
+                    with self._gate:
+                        outcome = self._http.send(step)
                 except httpx.RequestError as exc:
                     outcome = exc
             try:
@@ -393,7 +506,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                 return done.value  # type: ignore[no-any-return]
 
     def _run_in_threads(
-        self, run: Callable[[list[Item]], ParsedBatch], batches: list[list[Item]]
+        self, run: Callable[[_Batch], ParsedBatch], batches: list[_Batch]
     ) -> list[ParsedBatch]:
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(self.max_concurrency, len(batches)),
@@ -458,9 +571,9 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(**self._own_http_kwargs())
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._gate = asyncio.Semaphore(self.max_concurrency)
+        self._gate = _AsyncGate(self._limit)
 
-    def _bind_loop(self) -> asyncio.Semaphore:
+    def _bind_loop(self) -> _AsyncGate:
         """The gate (and an owned pool) belong to one event loop; a new loop gets new ones.
 
         Frameworks call async methods from whichever loop is running (``asyncio.run`` per call
@@ -470,7 +583,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:
-                self._gate = asyncio.Semaphore(self.max_concurrency)
+                self._gate = _AsyncGate(self._limit)
                 if self._owns_http:
                     self._http = httpx.AsyncClient(**self._own_http_kwargs())
             self._loop = loop
@@ -500,11 +613,10 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         )
         gate = self._bind_loop()
 
-        async def run(batch: list[Item]) -> ParsedBatch:
-            async with gate:
-                parsed = await self._drive(self._batch_flow(plan, batch))
+        async def run(batch: _Batch) -> ParsedBatch:
+            parsed = await self._drive(self._batch_flow(plan, batch), gate)
             if on_progress is not None:
-                on_progress(len(batch))
+                on_progress(len(batch.items))
             return parsed
 
         if len(plan.batches) <= 1:
@@ -520,7 +632,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
             raise
         return self._assemble(plan, parsed)
 
-    async def _drive(self, flow: _Flow) -> ParsedBatch:
+    async def _drive(self, flow: _Flow, gate: _AsyncGate) -> ParsedBatch:
         step = next(flow)
         while True:
             outcome: _Outcome = None
@@ -528,7 +640,8 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                 await asyncio.sleep(step.seconds)
             else:
                 try:
-                    outcome = await self._http.send(step)
+                    async with gate:
+                        outcome = await self._http.send(step)
                 except httpx.RequestError as exc:
                     outcome = exc
             try:

@@ -40,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "InputRejectedError",
     "InsecureTransportError",
     "InternalServerError",
     "InvalidInputError",
@@ -147,6 +148,32 @@ class APIStatusError(APIError):
 
 class BadRequestError(APIStatusError):
     """400: the service refused the request (``code`` says why, e.g. ``invalid_input``)."""
+
+
+class InputRejectedError(BadRequestError):
+    """The service refused some items of a batch (``invalid_input``); ``indexes`` names them.
+
+    The batch was bisected to find them: every other item was accepted, so retrying without
+    these (or with ``truncate=True``, when they are too long) succeeds.
+    """
+
+    indexes: list[int]
+
+    @classmethod
+    def from_refusal(cls, refused: APIStatusError, indexes: Sequence[int]) -> InputRejectedError:
+        shown = ", ".join(str(i) for i in list(indexes)[:_MAX_INDEXES_IN_MESSAGE])
+        more = len(indexes) - _MAX_INDEXES_IN_MESSAGE
+        suffix = f" and {more} more" if more > 0 else ""
+        error = cls(
+            f"{refused.message} -- refused input indexes: {shown}{suffix}. Every other input "
+            "was accepted: retry without these (or with truncate=True if they are too long).",
+            response=refused.response,
+            body=refused.body,
+            code=refused.code,
+            type=refused.type,
+        )
+        error.indexes = list(indexes)
+        return error
 
 
 class AuthenticationError(APIStatusError):

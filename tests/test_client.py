@@ -31,9 +31,10 @@ from mixlayer_embeddings import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    InputRejectedError,
     ResponseValidationError,
 )
-from mixlayer_embeddings._client import plan_batches
+from mixlayer_embeddings._client import AdaptiveLimit, plan_batches
 from mixlayer_embeddings._response import decode_base64_vector
 
 
@@ -232,7 +233,7 @@ def test_vectors_not_of_the_requested_dimensions_are_refused(flavour) -> None:
 @pytest.mark.parametrize(
     ("status", "code", "cls"),
     [
-        (400, "invalid_input", BadRequestError),
+        (400, "invalid_input", InputRejectedError),
         (400, "invalid_dimensions", BadRequestError),
         (400, "invalid_encoding_format", BadRequestError),
         (400, "model_kind_mismatch", BadRequestError),
@@ -318,7 +319,7 @@ def test_retries_give_up_after_max_retries(flavour, service) -> None:
 
 
 def test_client_errors_are_never_retried(flavour, service) -> None:
-    service.script = [error_response(400, "invalid_input")] * 10
+    service.script = [error_response(400, "invalid_dimensions")] * 10
     with pytest.raises(BadRequestError):
         embed(flavour, service, ["a"])
     assert len(service.requests) == 1
@@ -574,3 +575,55 @@ def test_key_does_reach_the_wire(service) -> None:
 
     embed("sync", handler, "a")
     assert captured == [f"Bearer {KEY}"]
+
+
+# -- attribution and adaptive concurrency -------------------------------------------------------
+
+
+def test_a_refused_batch_is_bisected_to_name_the_offending_items(flavour) -> None:
+    service = FakeService()
+    bad = {"bad 3", "bad 41", "bad 42"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if bad & set(json.loads(request.content)["input"]):
+            return error_response(400, "invalid_input", message="input too long")(request)
+        return service(request)
+
+    texts = [f"ok {i}" for i in range(60)]
+    for i in (3, 41, 42):
+        texts[i] = f"bad {i}"
+    with pytest.raises(InputRejectedError) as info:
+        embed(flavour, handler, texts, client_kwargs={"batch_size": 30})
+    assert sorted(info.value.indexes) in ([3], [41, 42])  # the first batch to fail is reported
+    assert "retry without these" in str(info.value)
+    assert info.value.code == "invalid_input"
+    assert isinstance(info.value, BadRequestError)
+
+
+def test_a_single_refused_item_is_named_without_bisecting(flavour, service) -> None:
+    service.script = [error_response(400, "invalid_input")]
+    with pytest.raises(InputRejectedError) as info:
+        embed(flavour, service, "too long")
+    assert info.value.indexes == [0]
+    assert len(service.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("events", "allowed"),
+    [
+        ("", 8),
+        ("t", 4),
+        ("tt", 2),
+        ("tttttt", 1),
+        ("tttttts", 2),
+        ("ttttttsss", 2),
+        ("ttttttssss", 3),
+        ("s" * 50, 8),
+        ("t" + "s" * 30, 8),
+    ],
+)
+def test_adaptive_limit_table(events, allowed) -> None:
+    limit = AdaptiveLimit(8)
+    for event in events:
+        limit.on_throttle() if event == "t" else limit.on_success()
+    assert limit.allowed == allowed

@@ -22,6 +22,7 @@ def test_core_public_surface_is_exactly_this() -> None:
         "BadRequestError",
         "ConfigurationError",
         "EmbeddingResponse",
+        "InputRejectedError",
         "InsecureTransportError",
         "InternalServerError",
         "InvalidInputError",

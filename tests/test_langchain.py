@@ -84,6 +84,7 @@ def test_public_surface() -> None:
         "AuthenticationError",
         "BadRequestError",
         "ConfigurationError",
+        "InputRejectedError",
         "InsecureTransportError",
         "InternalServerError",
         "InvalidInputError",
