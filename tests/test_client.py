@@ -23,6 +23,7 @@ from mixlayer_embeddings import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    InputRejectedError,
     InsecureTransportError,
     InternalServerError,
     InvalidInputError,
@@ -31,7 +32,6 @@ from mixlayer_embeddings import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
-    InputRejectedError,
     ResponseValidationError,
 )
 from mixlayer_embeddings._client import AdaptiveLimit, plan_batches
