@@ -514,12 +514,15 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         )
         futures = [pool.submit(run, batch) for batch in batches]
         try:
-            done, _ = concurrent.futures.wait(
-                futures, return_when=concurrent.futures.FIRST_EXCEPTION
-            )
-            failed = next((f for f in futures if f in done and f.exception()), None)
-            if failed is not None:
-                raise failed.exception()  # type: ignore[misc]
+            pending = set(futures)
+            while pending:
+                # Wake up now and then: a blocked wait would hold Ctrl-C until the end.
+                done, pending = concurrent.futures.wait(
+                    pending, timeout=0.1, return_when=concurrent.futures.FIRST_EXCEPTION
+                )
+                failed = next((f for f in done if f.exception() is not None), None)
+                if failed is not None:
+                    raise failed.exception()  # type: ignore[misc]
             return [f.result() for f in futures]
         finally:
             # On an error or Ctrl-C, drop the batches not yet started and return at once;

@@ -1,0 +1,178 @@
+"""Under faults, rate limits, cancellation and redirects: nothing lost, misplaced or leaked."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import threading
+import time
+
+import httpx
+import pytest
+from conftest import KEY, MODEL, FakeService
+
+from langchain_mixlayer import MixlayerEmbeddings
+from llama_index_mixlayer import MixlayerEmbedding
+from mixlayer_embeddings import (
+    APIStatusError,
+    AsyncMixlayerClient,
+    MixlayerClient,
+    set_testing,
+)
+
+N = 20_000
+
+
+def corpus(n: int = N) -> list[str]:
+    return [f"text {i} about topic {i % 313} with word {i * 7919 % 10007}" for i in range(n)]
+
+
+def lc(emulator, **kw) -> MixlayerEmbeddings:
+    return MixlayerEmbeddings(
+        model=MODEL, api_key=emulator.api_key, base_url=emulator.base_url, **kw
+    )
+
+
+def li(emulator, **kw) -> MixlayerEmbedding:
+    return MixlayerEmbedding(
+        model_name=MODEL, api_key=emulator.api_key, api_base=emulator.base_url, **kw
+    )
+
+
+PATHS = {
+    "langchain-sync": lambda e, t: lc(e, **OPTS).embed_documents(t),
+    "langchain-async": lambda e, t: asyncio.run(lc(e, **OPTS).aembed_documents(t)),
+    "llamaindex-sync": lambda e, t: li(e, embed_batch_size=500, **LI_OPTS).get_text_embedding_batch(
+        t
+    ),
+    "llamaindex-async": lambda e, t: asyncio.run(
+        li(e, embed_batch_size=500, **LI_OPTS).aget_text_embedding_batch(t)
+    ),
+}
+OPTS = {"dimensions": 128, "batch_size": 500, "max_retries": 8}
+LI_OPTS = {"dimensions": 128, "max_retries": 8}
+
+
+@pytest.fixture(scope="module")
+def fault_free(_mixlayer_emulator_server) -> list[list[float]]:
+    _mixlayer_emulator_server.reset()
+    return lc(_mixlayer_emulator_server, **OPTS).embed_documents(corpus())
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_a_faulty_ingest_loses_and_misplaces_nothing(mixlayer_emulator, fault_free, path) -> None:
+    mixlayer_emulator.state.fault_rate = 0.10
+    vectors = PATHS[path](mixlayer_emulator, corpus())
+    stats = mixlayer_emulator.state.stats()
+    assert stats["faults"] >= 1, stats
+    assert len(vectors) == N
+    assert vectors == fault_free
+
+
+def test_retry_after_is_honoured(mixlayer_emulator) -> None:
+    set_testing(False)
+    mixlayer_emulator.script([{"status": 429, "retry_after": 0.4}])
+    with MixlayerClient(
+        api_key=mixlayer_emulator.api_key, model=MODEL, base_url=mixlayer_emulator.base_url
+    ) as client:
+        started = time.perf_counter()
+        client.embed("a")
+        waited = time.perf_counter() - started
+    assert 0.4 <= waited < 1.5
+
+
+async def test_a_concurrent_ingest_under_a_rate_limit_completes(mixlayer_emulator) -> None:
+    set_testing(False)  # real backoff: the point is to wait as the server asks
+    rate = 40.0
+    mixlayer_emulator.state.rate_limit = rate
+    requests = 120
+    async with AsyncMixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=MODEL,
+        base_url=mixlayer_emulator.base_url,
+        batch_size=10,
+        max_concurrency=8,
+    ) as client:
+        started = time.perf_counter()
+        response = await client.embed(corpus(requests * 10), dimensions=32)
+        elapsed = time.perf_counter() - started
+    ideal = (requests - rate) / rate  # the first `rate` requests ride the initial burst
+    assert len(response.embeddings) == requests * 10
+    assert mixlayer_emulator.state.stats()["rate_limited"] > 0
+    assert elapsed < ideal * 2.5 + 1, (elapsed, ideal)
+
+
+async def test_cancelling_an_async_ingest_stops_it_and_leaves_no_tasks(mixlayer_emulator) -> None:
+    mixlayer_emulator.state.latency_ms = 300
+    client = AsyncMixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=MODEL,
+        base_url=mixlayer_emulator.base_url,
+        batch_size=10,
+        max_concurrency=4,
+    )
+    task = asyncio.ensure_future(client.embed(corpus(400), dimensions=32))
+    await asyncio.sleep(0.1)
+    started = time.perf_counter()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.perf_counter() - started < 0.5
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    served_then = mixlayer_emulator.state.stats()["requests"]
+    await asyncio.sleep(0.5)
+    assert mixlayer_emulator.state.stats()["requests"] == served_then  # nothing more sent
+    await client.aclose()
+
+
+def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
+    mixlayer_emulator.state.latency_ms = 300
+    client = MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=MODEL,
+        base_url=mixlayer_emulator.base_url,
+        batch_size=10,
+        max_concurrency=4,
+    )
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        client.embed(corpus(400), dimensions=32)  # 40 requests: 3 s if not interrupted
+    assert time.perf_counter() - started < 0.8
+    deadline = time.monotonic() + 2
+    while any(t.name.startswith("mixlayer-embed") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "worker threads outlived their requests"
+        time.sleep(0.05)
+    client.close()
+
+
+def test_redirects_never_carry_the_key_to_another_host() -> None:
+    seen: list[httpx.Request] = []
+    service = FakeService()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "models.mixlayer.ai":
+            return httpx.Response(
+                307, headers={"location": "https://elsewhere.example/v1/embeddings"}
+            )
+        return service(request)
+
+    transport = httpx.MockTransport(handler)
+    with (
+        MixlayerClient(
+            api_key=KEY, model=MODEL, http_client=httpx.Client(transport=transport)
+        ) as client,
+        pytest.raises(APIStatusError) as info,
+    ):
+        client.embed("a")  # our own default: redirects are not followed
+    assert info.value.status_code == 307
+    assert [r.url.host for r in seen] == ["models.mixlayer.ai"]
+
+    seen.clear()
+    following = httpx.Client(transport=transport, follow_redirects=True)
+    with MixlayerClient(api_key=KEY, model=MODEL, http_client=following) as client:
+        client.embed("a")
+    assert [r.url.host for r in seen] == ["models.mixlayer.ai", "elsewhere.example"]
+    assert "authorization" not in seen[1].headers
