@@ -38,12 +38,13 @@ from ._exceptions import (
     BadRequestError,
     InputRejectedError,
     InvalidParameterError,
+    RateLimitError,
     make_status_error,
     translate_transport_error,
 )
 from ._models import EmbeddingResponse, Usage
 from ._response import ParsedBatch, parse_embedding_response
-from ._retry import is_testing, retry_delay
+from ._retry import MAX_RETRY_AFTER, is_testing, paced_delay, parse_retry_after, retry_delay
 from ._validation import (
     EmbeddingInput,
     Item,
@@ -130,13 +131,23 @@ class AdaptiveLimit:
     def __init__(self, maximum: int) -> None:
         self.maximum = maximum
         self.current = float(maximum)
+        #: time.monotonic() before which no new request starts (the server asked us to wait).
+        self.paused_until = 0.0
 
     @property
     def allowed(self) -> int:
         return max(1, int(self.current))
 
-    def on_throttle(self) -> None:
+    def on_throttle(self, retry_after: float | None = None, now: float | None = None) -> None:
+        """Halve; and when the server said how long to wait, hold every new request that long,
+        so the requests in flight do not all retry into the same wall together."""
         self.current = max(1.0, self.current / 2)
+        if retry_after is not None:
+            moment = (time.monotonic() if now is None else now) + min(retry_after, MAX_RETRY_AFTER)
+            self.paused_until = max(self.paused_until, moment)
+
+    def pause_left(self, now: float | None = None) -> float:
+        return max(0.0, self.paused_until - (time.monotonic() if now is None else now))
 
     def on_success(self) -> None:
         self.current = min(float(self.maximum), self.current + 1.0 / self.current)
@@ -151,6 +162,9 @@ class _ThreadGate:
         self._busy = 0
 
     def __enter__(self) -> None:
+        pause = self._limit.pause_left()
+        if pause:
+            time.sleep(0.0 if is_testing() else pause)
         with self._cond:
             self._cond.wait_for(lambda: self._busy < self._limit.allowed)
             self._busy += 1
@@ -170,6 +184,9 @@ class _AsyncGate:
         self._busy = 0
 
     async def __aenter__(self) -> None:
+        pause = self._limit.pause_left()
+        if pause:
+            await asyncio.sleep(0.0 if is_testing() else pause)
         async with self._cond:
             await self._cond.wait_for(lambda: self._busy < self._limit.allowed)
             self._busy += 1
@@ -353,6 +370,7 @@ class _BaseClient(Generic[HttpClientT]):
     def _send_flow(self, plan: _Plan, batch: list[Item]) -> _Flow:
         """Send one request until it succeeds or the retry policy gives up."""
         retries_done = 0
+        paced_waited = 0.0
         while True:
             request = self._build_request(plan, batch)
             started = time.perf_counter()
@@ -377,7 +395,7 @@ class _BaseClient(Generic[HttpClientT]):
                     )
                 error = make_status_error(outcome)
                 if outcome.status_code == 429:
-                    self._limit.on_throttle()
+                    self._limit.on_throttle(parse_retry_after(outcome.headers))
                     logger.info("rate limited: concurrency now %d", self._limit.allowed)
             elif isinstance(outcome, httpx.RequestError):
                 cause = outcome
@@ -391,20 +409,27 @@ class _BaseClient(Generic[HttpClientT]):
                 )
             else:  # pragma: no cover - the runners always send an outcome
                 raise RuntimeError("batch flow resumed without an outcome")
-            delay = retry_delay(error, retries_done, self.max_retries)
-            if delay is None:
-                if retries_done:
-                    logger.info("giving up after %d retries: %s", retries_done, error.message)
-                raise error from cause
-            retries_done += 1
-            logger.info(
-                "retry %d/%d in %.2f s after %s",
-                retries_done,
-                self.max_retries,
-                delay,
-                error.message,
-            )
-            yield _Sleep(0.0 if is_testing() else delay)
+            delay = paced_delay(error, paced_waited, self.max_retries)
+            if delay is not None:
+                paced_waited += delay
+                logger.info("paced by the server: again in %.2f s", delay)
+            else:
+                delay = retry_delay(error, retries_done, self.max_retries)
+                if delay is None:
+                    if retries_done:
+                        logger.info("giving up after %d retries: %s", retries_done, error.message)
+                    raise error from cause
+                retries_done += 1
+                logger.info(
+                    "retry %d/%d in %.2f s after %s",
+                    retries_done,
+                    self.max_retries,
+                    delay,
+                    error.message,
+                )
+            # After a 429 that set a pause, the gate holds this request with all the others.
+            if not (isinstance(error, RateLimitError) and self._limit.pause_left() > 0):
+                yield _Sleep(0.0 if is_testing() else delay)
 
     @staticmethod
     def _assemble(plan: _Plan, parsed: Sequence[ParsedBatch]) -> EmbeddingResponse:

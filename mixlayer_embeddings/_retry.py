@@ -4,6 +4,10 @@ Retried: connection errors and timeouts, 408, 409, 429 and 5xx, unless the servi
 ``x-should-retry: false``; ``x-should-retry: true`` retries anything. Never other 4xx.
 The wait honours ``retry-after-ms``, then ``Retry-After`` (seconds or an HTTP date), up to
 ``MAX_RETRY_AFTER``; otherwise it is exponential backoff with jitter, 0.5 s doubling to 8 s.
+
+A 429 that says when to come back is pacing, not failure (``paced_delay``): the request waits
+as told without spending its retry budget, as long as its total wait stays under
+``MAX_RETRY_AFTER`` (and retries are on at all).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ __all__ = [
     "MAX_RETRY_DELAY",
     "backoff_delay",
     "is_testing",
+    "paced_delay",
     "parse_retry_after",
     "retry_delay",
     "set_testing",
@@ -114,3 +119,18 @@ def retry_delay(
     if asked is not None:
         return min(asked, MAX_RETRY_AFTER)
     return backoff_delay(retries_done, random.random() if jitter is None else jitter)  # noqa: S311 - jitter, not crypto
+
+
+def paced_delay(
+    error: APIError, waited: float, max_retries: int, *, now: float | None = None
+) -> float | None:
+    """The wait a 429 asked for, if it is pacing we follow without spending a retry, else None."""
+    if max_retries == 0 or not isinstance(error, APIStatusError) or error.status_code != 429:
+        return None
+    headers = error.response.headers
+    if not should_retry(429, headers):
+        return None
+    asked = parse_retry_after(headers, now)
+    if asked is None or waited + asked > MAX_RETRY_AFTER:
+        return None
+    return asked

@@ -333,7 +333,7 @@ def test_retry_after_is_slept_when_not_testing(monkeypatch, service) -> None:
     monkeypatch.setattr("mixlayer_embeddings._client.time.sleep", slept.append)
     service.script = [error_response(429, headers={"retry-after": "1.5"})]
     embed("sync", service, ["a"])
-    assert slept == [1.5]
+    assert slept == [pytest.approx(1.5, abs=0.01)]
 
 
 def test_timeout_is_configurable_per_client(service) -> None:
@@ -627,3 +627,12 @@ def test_adaptive_limit_table(events, allowed) -> None:
     for event in events:
         limit.on_throttle() if event == "t" else limit.on_success()
     assert limit.allowed == allowed
+
+
+def test_a_429_with_retry_after_pauses_new_requests() -> None:
+    limit = AdaptiveLimit(8)
+    limit.on_throttle(2.0, now=100.0)
+    assert limit.pause_left(now=100.5) == 1.5
+    assert limit.pause_left(now=103.0) == 0.0
+    limit.on_throttle(None, now=100.0)
+    assert limit.paused_until == 102.0

@@ -142,7 +142,14 @@ def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
     assert time.perf_counter() - started < 0.8
     deadline = time.monotonic() + 2
     while any(t.name.startswith("mixlayer-embed") for t in threading.enumerate()):
-        assert time.monotonic() < deadline, "worker threads outlived their requests"
+        if time.monotonic() > deadline:
+            import sys
+            import traceback
+
+            for t in threading.enumerate():
+                if t.name.startswith("mixlayer-embed"):
+                    print(t.name, "".join(traceback.format_stack(sys._current_frames()[t.ident])))
+            raise AssertionError("worker threads outlived their requests")
         time.sleep(0.05)
     client.close()
 

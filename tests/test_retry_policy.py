@@ -9,6 +9,7 @@ from mixlayer_embeddings import APIConnectionError, APITimeoutError, ResponseVal
 from mixlayer_embeddings._exceptions import make_status_error
 from mixlayer_embeddings._retry import (
     backoff_delay,
+    paced_delay,
     parse_retry_after,
     retry_delay,
     should_retry,
@@ -103,3 +104,20 @@ def test_backoff_table(retries_done, jitter, expected) -> None:
 )
 def test_retry_delay_table(error, retries_done, max_retries, expected) -> None:
     assert retry_delay(error, retries_done, max_retries, now=NOW, jitter=0.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "waited", "max_retries", "expected"),
+    [
+        (status_error(429, {"retry-after": "2"}), 0.0, 3, 2.0),
+        (status_error(429, {"retry-after-ms": "20"}), 59.0, 3, 0.02),
+        (status_error(429, {"retry-after": "2"}), 59.0, 3, None),  # over the time budget
+        (status_error(429, {"retry-after": "2"}), 0.0, 0, None),  # retries off: no pacing
+        (status_error(429), 0.0, 3, None),  # no Retry-After: ordinary backoff
+        (status_error(429, {"retry-after": "1", "x-should-retry": "false"}), 0.0, 3, None),
+        (status_error(503, {"retry-after": "1"}), 0.0, 3, None),
+        (APIConnectionError("reset"), 0.0, 3, None),
+    ],
+)
+def test_paced_delay_table(error, waited, max_retries, expected) -> None:
+    assert paced_delay(error, waited, max_retries, now=NOW) == expected
