@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_ingest import KEY, MODEL, start_emulator  # noqa: E402 - sibling script
+from bench_ingest import KEY, MODEL, start_emulator
 
 
 def open_sockets() -> int:
@@ -71,16 +71,26 @@ def main() -> int:
         proc.terminate()
         proc.wait(10)
     growth = r["rss_peak_mb"] - r["rss_before_mb"]
-    print(f"# Load: {args.n} texts, dims {args.dims}, max_concurrency {args.concurrency}, "
-          f"{args.latency_ms:.0f} ms per request\n")
-    print(f"- wall: {r['wall']:.2f} s for {r['requests']:.0f} requests "
-          f"({args.n / r['wall']:.0f} texts/s)")
-    print(f"- peak RSS: {r['rss_peak_mb']:.0f} MB (grew {growth:.0f} MB while the output, "
-          f"{r['output_mb']:.0f} MB of Python floats, was built: {growth / r['output_mb']:.2f}x)")
-    print(f"- sockets: {sockets_before} before, {r['sockets_during']:.0f} open inside the "
-          f"client, {sockets_after} after closing it")
-    print(f"- tasks left after the call: {r['leftover_tasks']:.0f}; "
-          f"threads alive at exit: {threading.active_count()}")
+    print(
+        f"# Load: {args.n} texts, dims {args.dims}, max_concurrency {args.concurrency}, "
+        f"{args.latency_ms:.0f} ms per request\n"
+    )
+    print(
+        f"- wall: {r['wall']:.2f} s for {r['requests']:.0f} requests "
+        f"({args.n / r['wall']:.0f} texts/s)"
+    )
+    print(
+        f"- peak RSS: {r['rss_peak_mb']:.0f} MB (grew {growth:.0f} MB while the output, "
+        f"{r['output_mb']:.0f} MB of Python floats, was built: {growth / r['output_mb']:.2f}x)"
+    )
+    print(
+        f"- sockets: {sockets_before} before, {r['sockets_during']:.0f} open inside the "
+        f"client, {sockets_after} after closing it"
+    )
+    print(
+        f"- tasks left after the call: {r['leftover_tasks']:.0f}; "
+        f"threads alive at exit: {threading.active_count()}"
+    )
     leak = sockets_after > sockets_before or r["leftover_tasks"] > 0
     return 1 if leak else 0
 

@@ -4,49 +4,10 @@ Also importable the LlamaIndex way: ``from llama_index.embeddings.mixlayer impor
 MixlayerEmbedding``.
 """
 
-from mixlayer_embeddings import (
-    APIConnectionError,
-    APIError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    InputRejectedError,
-    InsecureTransportError,
-    InternalServerError,
-    InvalidInputError,
-    InvalidParameterError,
-    InvalidRequestError,
-    MixlayerError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ResponseValidationError,
-    __version__,
-)
+from mixlayer_embeddings import __version__
+from mixlayer_embeddings._exceptions import *  # noqa: F403 - every error of the core, re-exported
+from mixlayer_embeddings._exceptions import __all__ as _errors
 
 from .base import MixlayerEmbedding
 
-__all__ = [
-    "APIConnectionError",
-    "APIError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AuthenticationError",
-    "BadRequestError",
-    "ConfigurationError",
-    "InputRejectedError",
-    "InsecureTransportError",
-    "InternalServerError",
-    "InvalidInputError",
-    "InvalidParameterError",
-    "InvalidRequestError",
-    "MixlayerEmbedding",
-    "MixlayerError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "ResponseValidationError",
-    "__version__",
-]
+__all__ = ["MixlayerEmbedding", "__version__", *_errors]

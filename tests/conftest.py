@@ -99,6 +99,36 @@ def service() -> FakeService:
     return FakeService()
 
 
+PASSAGES = [
+    "The Eiffel Tower is a wrought-iron lattice tower in Paris, France.",
+    "Photosynthesis converts light energy into chemical energy in green plants.",
+    "The Great Wall of China stretches across the northern border of China.",
+    "Python is a programming language that emphasises code readability.",
+    "Honey bees communicate the location of flowers with a waggle dance.",
+]
+
+
+class Wire:
+    """Request bodies as they went over HTTP, seen through httpx event hooks."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def hook(self, request: httpx.Request) -> None:
+        self.bodies.append(json.loads(request.content))
+
+    async def ahook(self, request: httpx.Request) -> None:
+        self.hook(request)
+
+    def input_types(self) -> list[str | None]:
+        return [b.get("input_type") for b in self.bodies]
+
+
+@pytest.fixture
+def wire() -> Wire:
+    return Wire()
+
+
 # -- cassettes (vcrpy through pytest-recording) ---------------------------------------------
 
 CASSETTE_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "cassettes"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 
 import httpx
 import pytest
-from conftest import KEY, MODEL
+from conftest import KEY, MODEL, PASSAGES
 from langchain_core.documents import Document
 from langchain_core.load import dumps, loads
 from langchain_core.output_parsers import StrOutputParser
@@ -24,32 +23,6 @@ from langchain_mixlayer import (
     InvalidParameterError,
     MixlayerEmbeddings,
 )
-
-PASSAGES = [
-    "The Eiffel Tower is a wrought-iron lattice tower in Paris, France.",
-    "Photosynthesis converts light energy into chemical energy in green plants.",
-    "The Great Wall of China stretches across the northern border of China.",
-    "Python is a programming language that emphasises code readability.",
-    "Honey bees communicate the location of flowers with a waggle dance.",
-]
-
-
-class Wire:
-    """Request bodies as they went over HTTP, seen through httpx event hooks."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-
-    def hook(self, request: httpx.Request) -> None:
-        self.bodies.append(json.loads(request.content))
-
-    async def ahook(self, request: httpx.Request) -> None:
-        self.hook(request)
-
-
-@pytest.fixture
-def wire() -> Wire:
-    return Wire()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pickle
 
 import httpx
 import pytest
-from conftest import KEY, MODEL
+from conftest import KEY, MODEL, PASSAGES
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
@@ -22,33 +22,6 @@ from llama_index.embeddings.mixlayer import (
     InvalidInputError,
     MixlayerEmbedding,
 )
-
-PASSAGES = [
-    "The Eiffel Tower is a wrought-iron lattice tower in Paris, France.",
-    "Photosynthesis converts light energy into chemical energy in green plants.",
-    "The Great Wall of China stretches across the northern border of China.",
-    "Python is a programming language that emphasises code readability.",
-    "Honey bees communicate the location of flowers with a waggle dance.",
-]
-
-
-class Wire:
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-
-    def hook(self, request: httpx.Request) -> None:
-        self.bodies.append(json.loads(request.content))
-
-    async def ahook(self, request: httpx.Request) -> None:
-        self.hook(request)
-
-    def input_types(self) -> list[str | None]:
-        return [b.get("input_type") for b in self.bodies]
-
-
-@pytest.fixture
-def wire() -> Wire:
-    return Wire()
 
 
 @pytest.fixture
