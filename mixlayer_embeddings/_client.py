@@ -232,8 +232,8 @@ class _BaseClient(Generic[HttpClientT]):
         #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
         self._timeout = None if timeout is None else httpx.Timeout(timeout)
         self._embeddings_url = self._settings.base_url.join("embeddings")
+        # The key stays inside its Secret until a request is built (see _build_request).
         self._headers = {
-            "Authorization": f"Bearer {self._settings.api_key.get_secret_value()}",
             "User-Agent": _USER_AGENT,
             "Accept": "application/json",
             # Not zstd or brotli: recording tools (vcrpy) can only decode gzip.
@@ -324,9 +324,11 @@ class _BaseClient(Generic[HttpClientT]):
         body = dict(plan.body)
         body["input"] = batch[0] if plan.single else batch
         extensions = {} if self._timeout is None else {"timeout": self._timeout.as_dict()}
-        request = self._http.build_request(
-            "POST", self._embeddings_url, json=body, headers=self._headers
-        )
+        headers = {
+            **self._headers,
+            "Authorization": f"Bearer {self._settings.api_key.get_secret_value()}",
+        }
+        request = self._http.build_request("POST", self._embeddings_url, json=body, headers=headers)
         request.extensions.update(extensions)
         return request
 

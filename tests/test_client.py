@@ -552,6 +552,7 @@ def test_key_is_in_no_repr_exception_or_log(caplog, flavour) -> None:
     texts = [
         repr(client),
         str(client),
+        repr(vars(client)),  # the key lives only inside its Secret
         repr(info.value),
         str(info.value),
         repr(info.value.request),
