@@ -32,6 +32,19 @@ class EmbedOptions:
     document_input_type: str | None = "document"
 
 
+class _ClientSettings(TypedDict):
+    """What the sync and the async client of an adapter share."""
+
+    api_key: str | Secret | None
+    base_url: str | None
+    model: str | None
+    timeout: float | httpx.Timeout | None
+    max_retries: int
+    batch_size: int
+    max_concurrency: int
+    allow_insecure_http: bool
+
+
 class _CallOptions(TypedDict):
     input_type: str | None
     dimensions: int | None
@@ -75,7 +88,7 @@ class AdapterCore:
         allow_insecure_http: bool,
         options: EmbedOptions,
     ) -> None:
-        self.client = MixlayerClient(
+        settings = _ClientSettings(
             api_key=api_key,
             base_url=base_url,
             model=model,
@@ -84,19 +97,9 @@ class AdapterCore:
             batch_size=batch_size,
             max_concurrency=max_concurrency,
             allow_insecure_http=allow_insecure_http,
-            http_client=http_client,
         )
-        self.async_client = AsyncMixlayerClient(
-            api_key=api_key,
-            base_url=base_url,
-            model=model,
-            timeout=timeout,
-            max_retries=max_retries,
-            batch_size=batch_size,
-            max_concurrency=max_concurrency,
-            allow_insecure_http=allow_insecure_http,
-            http_client=async_http_client,
-        )
+        self.client = MixlayerClient(**settings, http_client=http_client)
+        self.async_client = AsyncMixlayerClient(**settings, http_client=async_http_client)
         self.options = options
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import platform
+import queue
 import threading
 import time
 import weakref
@@ -539,18 +540,33 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             max_workers=min(self.max_concurrency, len(batches)),
             thread_name_prefix="mixlayer-embed",
         )
-        futures = [pool.submit(run, batch) for batch in batches]
+        # Results come back through a C-level SimpleQueue, not concurrent.futures.wait: an
+        # interrupt (Ctrl-C) landing inside wait()'s Python-level lock juggling can leave a
+        # future's lock held and deadlock the worker that completes it.
+        finished: queue.SimpleQueue[tuple[int, ParsedBatch | BaseException]] = queue.SimpleQueue()
+
+        def work(position: int, batch: _Batch) -> None:
+            try:
+                finished.put((position, run(batch)))
+            except BaseException as exc:
+                finished.put((position, exc))
+
+        for position, batch in enumerate(batches):
+            pool.submit(work, position, batch)
+        parsed: list[ParsedBatch | None] = [None] * len(batches)
         try:
-            pending = set(futures)
-            while pending:
-                # Wake up now and then: a blocked wait would hold Ctrl-C until the end.
-                done, pending = concurrent.futures.wait(
-                    pending, timeout=0.1, return_when=concurrent.futures.FIRST_EXCEPTION
-                )
-                failed = next((f for f in done if f.exception() is not None), None)
-                if failed is not None:
-                    raise failed.exception()  # type: ignore[misc]
-            return [f.result() for f in futures]
+            remaining = len(batches)
+            while remaining:
+                try:
+                    # A timeout, so the caller's thread notices Ctrl-C within 0.1 s.
+                    position, outcome = finished.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                parsed[position] = outcome
+                remaining -= 1
+            return parsed  # type: ignore[return-value]  # every slot was filled above
         finally:
             # On an error or Ctrl-C, drop the batches not yet started and return at once;
             # the ones in flight end with their request.
