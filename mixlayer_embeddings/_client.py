@@ -324,14 +324,17 @@ class _BaseClient(Generic[HttpClientT]):
     def _build_request(self, plan: _Plan, batch: list[Item]) -> httpx.Request:
         body = dict(plan.body)
         body["input"] = batch[0] if plan.single else batch
-        extensions = {} if self._timeout is None else {"timeout": self._timeout.as_dict()}
         headers = {
             **self._headers,
             "Authorization": f"Bearer {self._settings.api_key.get_secret_value()}",
         }
-        request = self._http.build_request("POST", self._embeddings_url, json=body, headers=headers)
-        request.extensions.update(extensions)
-        return request
+        return self._http.build_request(
+            "POST",
+            self._embeddings_url,
+            json=body,
+            headers=headers,
+            timeout=httpx.USE_CLIENT_DEFAULT if self._timeout is None else self._timeout,
+        )
 
     def _batch_flow(self, plan: _Plan, batch: _Batch) -> _Flow:
         """Send one batch; if the service refuses some of its items, find which. No I/O here.
@@ -381,16 +384,18 @@ class _BaseClient(Generic[HttpClientT]):
             elapsed_ms = (time.perf_counter() - started) * 1000
             # The request has been sent: blank the key so no exception or log can carry it.
             request.headers["Authorization"] = _REDACTED
+            logger.debug(
+                "POST %s -> %s (%d items, %.0f ms)",
+                request.url,
+                outcome.status_code
+                if isinstance(outcome, httpx.Response)
+                else type(outcome).__name__,
+                len(batch),
+                elapsed_ms,
+            )
             error: APIError
             cause: BaseException | None = None
             if isinstance(outcome, httpx.Response):
-                logger.debug(
-                    "POST %s -> %s (%d items, %.0f ms)",
-                    request.url,
-                    outcome.status_code,
-                    len(batch),
-                    elapsed_ms,
-                )
                 if outcome.is_success:
                     self._limit.on_success()
                     return parse_embedding_response(
@@ -403,13 +408,6 @@ class _BaseClient(Generic[HttpClientT]):
             elif isinstance(outcome, httpx.RequestError):
                 cause = outcome
                 error = translate_transport_error(outcome)
-                logger.debug(
-                    "POST %s -> %s (%d items, %.0f ms)",
-                    request.url,
-                    type(outcome).__name__,
-                    len(batch),
-                    elapsed_ms,
-                )
             else:  # pragma: no cover - the runners always send an outcome
                 raise RuntimeError("batch flow resumed without an outcome")
             delay = paced_delay(error, paced_waited, self.max_retries)

@@ -49,14 +49,16 @@ class Tally:
 
     def on_response(self, response: httpx.Response) -> None:
         response.read()
-        if response.is_success:
-            self.tokens += response.json().get("usage", {}).get("total_tokens", 0)
+        self._count_tokens(response)
 
     async def aon_request(self, request: httpx.Request) -> None:
         self.on_request(request)
 
     async def aon_response(self, response: httpx.Response) -> None:
         await response.aread()
+        self._count_tokens(response)
+
+    def _count_tokens(self, response: httpx.Response) -> None:
         if response.is_success:
             self.tokens += response.json().get("usage", {}).get("total_tokens", 0)
 

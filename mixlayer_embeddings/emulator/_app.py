@@ -278,7 +278,8 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
         raise _Refusal(
             _error(400, f"model {model} is not an embedding model", "model_kind_mismatch")
         )
-    if lookup_model(model) is None:
+    spec = lookup_model(model)
+    if spec is None:
         raise _Refusal(
             _error(
                 404,
@@ -291,7 +292,7 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
     dimensions = body.get("dimensions")
     try:
         validate_options(
-            spec=lookup_model(model),
+            spec=spec,
             input_type=body.get("input_type"),
             dimensions=dimensions,
             encoding_format=body.get("encoding_format"),
