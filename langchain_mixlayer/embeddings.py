@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from langchain_core.embeddings import Embeddings
 from langchain_core.load.serializable import Serializable
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import (
+    AliasChoices,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import Self
 
 from mixlayer_embeddings import (
     API_KEY_ENV,
@@ -19,16 +28,27 @@ from mixlayer_embeddings import (
     MODEL_ENV,
     Secret,
 )
-from mixlayer_embeddings._adapter import AdapterCore, EmbedOptions
+from mixlayer_embeddings._adapter import (
+    AdapterCore,
+    AdapterModel,
+    AdapterSettings,
+    ClientSettings,
+)
+from mixlayer_embeddings._config import to_timeout
 
 __all__ = ["MixlayerEmbeddings"]
 
 
-class MixlayerEmbeddings(Serializable, Embeddings):
+def _reveal(key: SecretStr | str) -> str:
+    return key.get_secret_value() if isinstance(key, SecretStr) else key
+
+
+class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
     """Mixlayer embeddings (Qwen3 Embedding 8B) for LangChain.
 
-    A pydantic ``BaseModel`` (through LangChain's ``Serializable``, so ``dumps``/``loads``
-    work) and an ``Embeddings``.
+    A pydantic model (through LangChain's ``Serializable``, so ``dumps``/``loads`` work) and an
+    ``Embeddings``. Every field is read at call time: ``emb.dimensions = 256`` applies to the
+    next call, and an invalid assignment is refused at once (and changes nothing).
 
     ``embed_documents`` sends ``input_type="document"``, ``embed_query`` sends ``"query"``;
     long lists are split into batches of ``batch_size`` sent ``max_concurrency`` at a time.
@@ -48,10 +68,12 @@ class MixlayerEmbeddings(Serializable, Embeddings):
 
     model: str | None = Field(default_factory=from_env(MODEL_ENV, default=None))
     """Embedding model id (env ``MIXLAYER_EMBEDDING_MODEL``)."""
-    api_key: SecretStr | None = Field(
-        alias="mixlayer_api_key", default_factory=secret_from_env(API_KEY_ENV, default=None)
+    api_key: SecretStr | str | None = Field(
+        default_factory=secret_from_env(API_KEY_ENV, default=None),
+        validation_alias=AliasChoices("api_key", "mixlayer_api_key"),
     )
-    """API key (env ``MIXLAYER_API_KEY``); never shown in a repr, a dump or a pickle."""
+    """API key (env ``MIXLAYER_API_KEY``); held as a ``SecretStr``, so never shown in a repr,
+    a dump or a pickle."""
     base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
     """API base URL (env ``MIXLAYER_BASE_URL``, default ``https://models.mixlayer.ai/v1``)."""
     dimensions: int | None = None
@@ -61,70 +83,130 @@ class MixlayerEmbeddings(Serializable, Embeddings):
     document_input_type: str | None = "document"
     """``input_type`` sent by ``embed_documents``; None omits it."""
     normalize: bool | None = None
+    """Ask the service for normalized vectors; None leaves it to the service."""
     truncate: bool | None = None
+    """Ask the service to truncate inputs longer than the context window."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Further request-body fields; may not set ``model``, ``input`` or a named option."""
     batch_size: int = DEFAULT_BATCH_SIZE
     """Texts per request (at most 2048)."""
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     """Requests in flight at once for one call."""
     max_retries: int = DEFAULT_MAX_RETRIES
-    timeout: float | None = None
-    """Read timeout in seconds (None: 60 s read, 10 s connect)."""
+    """Retries of a failed request (connection errors, timeouts, 408, 409, 429, 5xx)."""
+    timeout: float | tuple[float | None, ...] | httpx.Timeout | None = None
+    """Seconds, an ``httpx.Timeout`` or a ``(connect, read)`` pair; None: 10 s connect, 60 s
+    read. An ``httpx.Timeout`` is stored as its ``(connect, read, write, pool)`` tuple."""
+    default_headers: dict[str, str] = Field(default_factory=dict)
+    """Headers sent with every request (not ``Authorization``: the key is ``api_key``)."""
+    proxy: str | None = Field(default=None, repr=False)
+    """Proxy URL for the http clients this object creates."""
     show_progress_bar: bool = False
+    """A tqdm progress bar for ``embed_documents`` (``pip install "…[progress]"``)."""
     allow_insecure_http: bool = False
     """Allow sending the key over plain http:// to a host that is not loopback."""
     http_client: httpx.Client | None = Field(default=None, exclude=True)
+    """Your own ``httpx.Client`` (then ``proxy`` goes on it, not here)."""
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
+    """Your own ``httpx.AsyncClient``."""
 
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
         arbitrary_types_allowed=True,
         protected_namespaces=(),
+        validate_assignment=True,
+        # An error must not echo the inputs: they can hold the key.
+        hide_input_in_errors=True,
     )
 
-    _core: AdapterCore = PrivateAttr()
+    _SYNONYMS: ClassVar[dict[str, str]] = {
+        "model_name": "model",
+        "api_base": "base_url",
+        "openai_api_base": "base_url",
+        "openai_api_key": "api_key",
+        "embed_batch_size": "batch_size",
+        "chunk_size": "batch_size",
+        "additional_kwargs": "model_kwargs",
+        "extra_body": "model_kwargs",
+        "request_timeout": "timeout",
+        "async_http_client": "http_async_client",
+        "openai_proxy": "proxy",
+        "input_type": "document_input_type",
+        "dimension": "dimensions",
+    }
+    _SHARED_FIELDS: ClassVar[tuple[str, ...]] = ("http_client", "http_async_client")
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # Built after validation so configuration errors surface as themselves
-        # (ConfigurationError naming the variable), not wrapped in a ValidationError.
-        self._build_core()
+    _core: AdapterCore = PrivateAttr(default_factory=AdapterCore)
 
-    def _build_core(self) -> None:
-        """Build the core clients once; this makes no network call."""
-        self._core = AdapterCore(
-            api_key=Secret(self.api_key.get_secret_value()) if self.api_key else None,
-            base_url=self.base_url,
-            model=self.model,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            batch_size=self.batch_size,
-            max_concurrency=self.max_concurrency,
-            http_client=self.http_client,
-            async_http_client=self.http_async_client,
-            allow_insecure_http=self.allow_insecure_http,
-            options=EmbedOptions(
-                dimensions=self.dimensions,
-                normalize=self.normalize,
-                truncate=self.truncate,
-                query_input_type=self.query_input_type,
-                document_input_type=self.document_input_type,
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keywords(cls, data: Any) -> Any:
+        return cls._refuse_unknown_keywords(data)
+
+    @field_validator("api_key", mode="after")
+    @classmethod
+    def _key_as_secret(cls, value: SecretStr | str | None) -> SecretStr | None:
+        # Accepted as a str (what users pass), always held as a SecretStr.
+        return SecretStr(value) if isinstance(value, str) else value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout_as_data(cls, value: Any) -> Any:
+        # Stored as plain data, so dumps/loads and pickles carry it.
+        timeout = to_timeout(value)
+        if isinstance(value, httpx.Timeout) and timeout is not None:
+            return (timeout.connect, timeout.read, timeout.write, timeout.pool)
+        return value
+
+    @model_validator(mode="after")
+    def _valid_settings(self) -> Self:
+        self._check_settings()
+        return self
+
+    def _settings(self) -> AdapterSettings:
+        """Every field, in the core's spelling: read at every call."""
+        return AdapterSettings(
+            client=ClientSettings(
+                api_key=Secret(_reveal(self.api_key)) if self.api_key else None,
+                base_url=self.base_url,
+                model=self.model,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                batch_size=self.batch_size,
+                max_concurrency=self.max_concurrency,
+                allow_insecure_http=self.allow_insecure_http,
+                default_headers=self.default_headers,
+                proxy=self.proxy,
+                http_client=self.http_client,
+                async_http_client=self.http_async_client,
             ),
+            dimensions=self.dimensions,
+            normalize=self.normalize,
+            truncate=self.truncate,
+            query_input_type=self.query_input_type,
+            document_input_type=self.document_input_type,
+            extra_body=self.model_kwargs,
+            extra_body_param="model_kwargs",
         )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed corpus texts (``input_type="document"``), one vector per text, in order."""
-        return self._core.embed_documents(texts, show_progress=self.show_progress_bar)
+        return self._core.embed_documents(
+            self._settings(), texts, show_progress=self.show_progress_bar
+        )
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a question (``input_type="query"``)."""
-        return self._core.embed_query(text)
+        return self._core.embed_query(self._settings(), text)
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return await self._core.aembed_documents(texts, show_progress=self.show_progress_bar)
+        return await self._core.aembed_documents(
+            self._settings(), texts, show_progress=self.show_progress_bar
+        )
 
     async def aembed_query(self, text: str) -> list[float]:
-        return await self._core.aembed_query(text)
+        return await self._core.aembed_query(self._settings(), text)
 
     # -- serialization, the LangChain way; the key stays out of every serialized form ----------
 
@@ -138,11 +220,11 @@ class MixlayerEmbeddings(Serializable, Embeddings):
 
     @property
     def lc_secrets(self) -> dict[str, str]:
-        return {"api_key": API_KEY_ENV, "mixlayer_api_key": API_KEY_ENV}
+        return {"api_key": API_KEY_ENV}
 
     def __getstate__(self) -> dict[Any, Any]:
-        # A pickle must not carry the key or live connections: both are rebuilt on load,
-        # the key from MIXLAYER_API_KEY.
+        # A pickle must not carry the key or live connections: the key comes back from
+        # MIXLAYER_API_KEY on load, the clients are rebuilt on first use.
         state = super().__getstate__()
         fields = dict(state["__dict__"])
         fields.update(api_key=None, http_client=None, http_async_client=None)
@@ -150,6 +232,7 @@ class MixlayerEmbeddings(Serializable, Embeddings):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
+        object.__setattr__(self, "__pydantic_private__", {"_core": AdapterCore()})
         if self.api_key is None:
-            self.api_key = secret_from_env(API_KEY_ENV, default=None)()
-        self._build_core()
+            self.__dict__["api_key"] = secret_from_env(API_KEY_ENV, default=None)()
+        self._check_settings()

@@ -1,11 +1,9 @@
-"""``MixlayerEmbedding``: Mixlayer embeddings as a LlamaIndex ``BaseEmbedding``."""
-
 from __future__ import annotations
 
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import llama_index.core.instrumentation as instrument
@@ -15,7 +13,8 @@ from llama_index.core.instrumentation.events.embedding import (
     EmbeddingEndEvent,
     EmbeddingStartEvent,
 )
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from typing_extensions import Self
 
 from mixlayer_embeddings import (
     API_KEY_ENV,
@@ -27,7 +26,13 @@ from mixlayer_embeddings import (
     MODEL_ENV,
     Secret,
 )
-from mixlayer_embeddings._adapter import AdapterCore, EmbedOptions
+from mixlayer_embeddings._adapter import (
+    AdapterCore,
+    AdapterModel,
+    AdapterSettings,
+    ClientSettings,
+)
+from mixlayer_embeddings._config import to_timeout
 
 __all__ = ["MixlayerEmbedding"]
 
@@ -35,12 +40,18 @@ __all__ = ["MixlayerEmbedding"]
 dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 
 
-class MixlayerEmbedding(BaseEmbedding):
+def _env(name: str) -> Callable[[], str | None]:
+    return lambda: os.environ.get(name, "").strip() or None
+
+
+class MixlayerEmbedding(AdapterModel, BaseEmbedding):
     """Mixlayer embeddings (Qwen3 Embedding 8B) for LlamaIndex.
 
     Queries are sent with ``input_type="query"``, texts and nodes with ``"document"``. A batch
     of any length is one core call: split into requests of ``embed_batch_size`` and sent
-    ``max_concurrency`` at a time. The key is never in ``to_dict()``, ``to_json()``, events or
+    ``max_concurrency`` at a time. Every field is read at call time, so
+    ``Settings.embed_model.embed_batch_size = 100`` applies to the next call, and an invalid
+    assignment is refused at once. The key is never in ``to_dict()``, ``to_json()``, events or
     pickles; a saved model loads with the key from ``MIXLAYER_API_KEY``.
 
     Example:
@@ -53,15 +64,18 @@ class MixlayerEmbedding(BaseEmbedding):
     """
 
     model_name: str = Field(
-        default="", description="Embedding model id (env MIXLAYER_EMBEDDING_MODEL)."
+        default_factory=lambda: os.environ.get(MODEL_ENV, "").strip(),
+        description="Embedding model id (env MIXLAYER_EMBEDDING_MODEL).",
     )
     api_key: str | None = Field(
-        default=None,
+        default_factory=_env(API_KEY_ENV),
         exclude=True,
         repr=False,
         description="API key (env MIXLAYER_API_KEY); never serialized.",
     )
-    api_base: str | None = Field(default=None, description="API base URL (env MIXLAYER_BASE_URL).")
+    api_base: str | None = Field(
+        default_factory=_env(BASE_URL_ENV), description="API base URL (env MIXLAYER_BASE_URL)."
+    )
     dimensions: int | None = Field(default=None, description="Output vector size (32 to 4096).")
     query_input_type: str | None = Field(default="query", description="None omits input_type.")
     document_input_type: str | None = Field(
@@ -69,6 +83,10 @@ class MixlayerEmbedding(BaseEmbedding):
     )
     normalize: bool | None = None
     truncate: bool | None = None
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further request-body fields; may not set model, input or a named option.",
+    )
     embed_batch_size: int = Field(
         default=DEFAULT_BATCH_SIZE,
         gt=0,
@@ -77,42 +95,96 @@ class MixlayerEmbedding(BaseEmbedding):
     )
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, gt=0)
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
-    timeout: float | None = Field(default=None, description="Read timeout in seconds.")
+    timeout: float | tuple[float | None, ...] | httpx.Timeout | None = Field(
+        default=None,
+        description="Seconds, an httpx.Timeout or a (connect, read) pair (None: 10 s, 60 s).",
+    )
+    default_headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers sent with every request."
+    )
+    proxy: str | None = Field(default=None, repr=False, description="Proxy URL.")
     allow_insecure_http: bool = False
     http_client: httpx.Client | None = Field(default=None, exclude=True)
     async_http_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
+    model_config = ConfigDict(
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        protected_namespaces=(),
+        validate_assignment=True,
+        # An error must not echo the inputs: they can hold the key.
+        hide_input_in_errors=True,
+    )
 
-    _core: AdapterCore = PrivateAttr()
+    _SYNONYMS: ClassVar[dict[str, str]] = {
+        "model": "model_name",
+        "base_url": "api_base",
+        "openai_api_base": "api_base",
+        "mixlayer_api_key": "api_key",
+        "openai_api_key": "api_key",
+        "batch_size": "embed_batch_size",
+        "chunk_size": "embed_batch_size",
+        "model_kwargs": "additional_kwargs",
+        "extra_body": "additional_kwargs",
+        "request_timeout": "timeout",
+        "http_async_client": "async_http_client",
+        "input_type": "document_input_type",
+        "dimension": "dimensions",
+    }
+    _SHARED_FIELDS: ClassVar[tuple[str, ...]] = (
+        "http_client",
+        "async_http_client",
+        "callback_manager",
+        "embeddings_cache",
+        "rate_limiter",
+    )
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("model_name", os.environ.get(MODEL_ENV, "").strip())
-        kwargs.setdefault("api_base", os.environ.get(BASE_URL_ENV) or None)
-        kwargs.setdefault("api_key", os.environ.get(API_KEY_ENV) or None)
-        super().__init__(**kwargs)
-        self._build_core()
+    _core: AdapterCore = PrivateAttr(default_factory=AdapterCore)
 
-    def _build_core(self) -> None:
-        """Build the core clients once (no network)."""
-        self._core = AdapterCore(
-            api_key=Secret(self.api_key) if self.api_key else None,
-            base_url=self.api_base,
-            model=self.model_name or None,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            batch_size=self.embed_batch_size,
-            max_concurrency=self.max_concurrency,
-            http_client=self.http_client,
-            async_http_client=self.async_http_client,
-            allow_insecure_http=self.allow_insecure_http,
-            options=EmbedOptions(
-                dimensions=self.dimensions,
-                normalize=self.normalize,
-                truncate=self.truncate,
-                query_input_type=self.query_input_type,
-                document_input_type=self.document_input_type,
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keywords(cls, data: Any) -> Any:
+        return cls._refuse_unknown_keywords(data)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout_as_data(cls, value: Any) -> Any:
+        # Stored as plain data, so to_dict()/from_dict() and pickles carry it.
+        timeout = to_timeout(value)
+        if isinstance(value, httpx.Timeout) and timeout is not None:
+            return (timeout.connect, timeout.read, timeout.write, timeout.pool)
+        return value
+
+    @model_validator(mode="after")
+    def _valid_settings(self) -> Self:
+        self._check_settings()
+        return self
+
+    def _settings(self) -> AdapterSettings:
+        """Every field, in the core's spelling: read at every call."""
+        return AdapterSettings(
+            client=ClientSettings(
+                api_key=Secret(self.api_key) if self.api_key else None,
+                base_url=self.api_base,
+                model=self.model_name or None,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                batch_size=self.embed_batch_size,
+                max_concurrency=self.max_concurrency,
+                allow_insecure_http=self.allow_insecure_http,
+                default_headers=self.default_headers,
+                proxy=self.proxy,
+                http_client=self.http_client,
+                async_http_client=self.async_http_client,
             ),
+            dimensions=self.dimensions,
+            normalize=self.normalize,
+            truncate=self.truncate,
+            query_input_type=self.query_input_type,
+            document_input_type=self.document_input_type,
+            extra_body=self.additional_kwargs,
+            batch_size_param="embed_batch_size",
+            extra_body_param="additional_kwargs",
         )
 
     @classmethod
@@ -122,22 +194,22 @@ class MixlayerEmbedding(BaseEmbedding):
     # -- the mapping: queries as "query", everything else as "document" -----------------------
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._core.embed_query(query)
+        return self._core.embed_query(self._settings(), query)
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await self._core.aembed_query(query)
+        return await self._core.aembed_query(self._settings(), query)
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._core.embed_documents([text])[0]
+        return self._core.embed_documents(self._settings(), [text])[0]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return (await self._core.aembed_documents([text]))[0]
+        return (await self._core.aembed_documents(self._settings(), [text]))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._core.embed_documents(texts)
+        return self._core.embed_documents(self._settings(), texts)
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return await self._core.aembed_documents(texts)
+        return await self._core.aembed_documents(self._settings(), texts)
 
     # -- a batch of any length is one core call (the core batches and runs requests at once) --
 
@@ -149,16 +221,22 @@ class MixlayerEmbedding(BaseEmbedding):
             # Those features work chunk by chunk; keep LlamaIndex's own loop for them.
             return super().get_text_embedding_batch(texts, show_progress, **kwargs)
         with self._events(texts) as finish:
-            return finish(self._core.embed_documents(texts, show_progress=show_progress))
+            return finish(
+                self._core.embed_documents(self._settings(), texts, show_progress=show_progress)
+            )
 
     @dispatcher.span
     async def aget_text_embedding_batch(
-        self, texts: list[str], show_progress: bool = False
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
         if self.embeddings_cache is not None or self.rate_limiter is not None:
-            return await super().aget_text_embedding_batch(texts, show_progress)
+            return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
         with self._events(texts) as finish:
-            return finish(await self._core.aembed_documents(texts, show_progress=show_progress))
+            return finish(
+                await self._core.aembed_documents(
+                    self._settings(), texts, show_progress=show_progress
+                )
+            )
 
     @contextlib.contextmanager
     def _events(self, texts: list[str]) -> Iterator[Callable[[list[Embedding]], list[Embedding]]]:
@@ -195,6 +273,7 @@ class MixlayerEmbedding(BaseEmbedding):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         BaseModel.__setstate__(self, state)
+        object.__setattr__(self, "__pydantic_private__", {"_core": AdapterCore()})
         if self.api_key is None:
-            self.api_key = os.environ.get(API_KEY_ENV) or None
-        self._build_core()
+            self.__dict__["api_key"] = _env(API_KEY_ENV)()
+        self._check_settings()

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -31,8 +31,10 @@ from ._config import (
     DEFAULT_TIMEOUT,
     Secret,
     Settings,
+    TimeoutSetting,
     lookup_model,
     resolve_settings,
+    to_timeout,
 )
 from ._exceptions import (
     APIError,
@@ -44,15 +46,16 @@ from ._exceptions import (
     translate_transport_error,
 )
 from ._models import EmbeddingResponse, Usage
+from ._options import EmbedOptions
 from ._response import ParsedBatch, parse_embedding_response
 from ._retry import MAX_RETRY_AFTER, is_testing, paced_delay, parse_retry_after, retry_delay
 from ._validation import (
     EmbeddingInput,
     Item,
     NormalizedInput,
-    check_batch_size,
+    check_client_options,
+    check_default_headers,
     normalize_input,
-    validate_options,
 )
 from ._version import __version__
 
@@ -96,6 +99,25 @@ class _Plan:
     dimensions: int | None
     model: str
     total: int
+
+
+def _options(
+    *,
+    input_type: str | None,
+    dimensions: int | None,
+    encoding_format: str | None,
+    normalize: bool | None,
+    truncate: bool | None,
+    extra_body: Mapping[str, Any] | None,
+) -> EmbedOptions:
+    return EmbedOptions(
+        input_type=input_type,
+        dimensions=dimensions,
+        encoding_format=encoding_format,
+        normalize=normalize,
+        truncate=truncate,
+        extra_body=extra_body or {},
+    )
 
 
 #: What the runner sends back into a flow: the response, or the httpx error that replaced it.
@@ -207,11 +229,14 @@ class _BaseClient(Generic[HttpClientT]):
         api_key: str | Secret | None,
         base_url: str | httpx.URL | None,
         model: str | None,
-        timeout: float | httpx.Timeout | None,
+        timeout: TimeoutSetting,
         max_retries: int,
         batch_size: int,
         max_concurrency: int,
         allow_insecure_http: bool,
+        default_headers: Mapping[str, str] | None,
+        proxy: str | httpx.URL | None,
+        http_client: object | None,
     ) -> None:
         self._settings: Settings = resolve_settings(
             api_key=api_key,
@@ -219,19 +244,23 @@ class _BaseClient(Generic[HttpClientT]):
             model=model,
             allow_insecure_http=allow_insecure_http,
         )
-        check_batch_size(batch_size, max_concurrency)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        check_client_options(
+            batch_size=batch_size, max_concurrency=max_concurrency, max_retries=max_retries
+        )
+        if proxy is not None and http_client is not None:
             raise InvalidParameterError(
-                f"max_retries must be an integer of at least 0, got {max_retries!r}",
-                param="max_retries",
+                "proxy applies to the http client this package creates; you passed your own "
+                "http client, so give it the proxy instead",
+                param="proxy",
             )
+        self._proxy = proxy
         self.max_retries = max_retries
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
         #: Requests in flight: halves on 429, creeps back up on success (AIMD).
         self._limit = AdaptiveLimit(max_concurrency)
         #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
-        self._timeout = None if timeout is None else httpx.Timeout(timeout)
+        self._timeout = to_timeout(timeout)
         self._embeddings_url = self._settings.base_url.join("embeddings")
         # The key stays inside its Secret until a request is built (see _build_request).
         self._headers = {
@@ -239,6 +268,7 @@ class _BaseClient(Generic[HttpClientT]):
             "Accept": "application/json",
             # Not zstd or brotli: recording tools (vcrpy) can only decode gzip.
             "Accept-Encoding": "gzip",
+            **check_default_headers(default_headers),
         }
 
     @property
@@ -267,56 +297,26 @@ class _BaseClient(Generic[HttpClientT]):
                 max_keepalive_connections=max(self.max_concurrency, 10),
             ),
             "follow_redirects": False,
+            "proxy": self._proxy,
         }
 
     # -- pure steps -----------------------------------------------------------------------
 
-    def _plan(
-        self,
-        input: EmbeddingInput,
-        *,
-        model: str | None,
-        input_type: str | None,
-        dimensions: int | None,
-        encoding_format: str | None,
-        normalize: bool | None,
-        truncate: bool | None,
-    ) -> _Plan:
+    def _plan(self, input: EmbeddingInput, options: EmbedOptions, model: str | None) -> _Plan:
         chosen_model = self._settings.model if model is None else model
         if not isinstance(chosen_model, str) or not chosen_model.strip():
             raise InvalidParameterError(
                 f"model must be a non-empty string, got {chosen_model!r}", param="model"
             )
         spec = self._settings.spec if model is None else lookup_model(chosen_model)
-        validate_options(
-            spec=spec,
-            input_type=input_type,
-            dimensions=dimensions,
-            encoding_format=encoding_format,
-            normalize=normalize,
-            truncate=truncate,
-        )
+        options.validate(spec)
         normalized: NormalizedInput = normalize_input(input)
-        body: dict[str, Any] = {
-            "model": chosen_model,
-            # base64 is ~4x smaller on the wire and decodes in C; "float" only when asked.
-            "encoding_format": encoding_format or "base64",
-        }
-        # Unset options are omitted, never sent as null.
-        for name, value in (
-            ("input_type", input_type),
-            ("dimensions", dimensions),
-            ("normalize", normalize),
-            ("truncate", truncate),
-        ):
-            if value is not None:
-                body[name] = value
         items = normalized.items
         return _Plan(
-            body=body,
+            body=options.body(chosen_model),
             batches=[_Batch(a, items[a:b]) for a, b in plan_batches(len(items), self.batch_size)],
             single=normalized.single,
-            dimensions=dimensions,
+            dimensions=options.dimensions,
             model=chosen_model,
             total=len(items),
         )
@@ -443,6 +443,54 @@ class _BaseClient(Generic[HttpClientT]):
         return EmbeddingResponse(embeddings, model, usage, requests=len(parsed))
 
 
+class _LoopPool:
+    """An owned ``httpx.AsyncClient`` bound to one event loop, closed on that loop.
+
+    Its sockets are transports of that loop and can only be closed while that loop runs. An
+    event loop's shutdown (``asyncio.run``, pytest-asyncio, ``Runner.close``) closes every async
+    generator still alive on it and waits for them, after it has cancelled the remaining tasks;
+    so the guard, parked on its first ``yield`` and held alive in ``_POOLS``, closes the pool
+    there, before the loop is gone. A pool given up earlier (its client dropped, released, or
+    moved to another loop) is marked ``orphaned`` and closed by the next pool that starts on the
+    same loop, inside that caller's task: a close task of our own could be cancelled by a
+    shutdown half-way, leaving sockets that nothing can close any more.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
+        self.http = http
+        self.loop = loop
+        self.orphaned = False
+        self.guard = self._guard()
+
+    async def _guard(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self.http.aclose()
+
+    async def start(self) -> None:
+        pools = _POOLS.setdefault(self.loop, set())
+        for old in [pool for pool in pools if pool.orphaned]:
+            pools.discard(old)
+            await old.guard.aclose()
+        await self.guard.__anext__()
+        pools.add(self)
+
+    def close_soon(self) -> None:
+        """Give the pool up; safe from any thread and from a finalizer (it only sets a flag)."""
+        self.orphaned = True
+
+    async def aclose(self) -> None:
+        _POOLS.get(self.loop, set()).discard(self)
+        await self.guard.aclose()
+
+
+#: The pools open on each live event loop.
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[_LoopPool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class MixlayerClient(_BaseClient[httpx.Client]):
     """Synchronous client. Long inputs are split and sent ``max_concurrency`` at a time.
 
@@ -456,12 +504,14 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         api_key: str | Secret | None = None,
         base_url: str | httpx.URL | None = None,
         model: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: TimeoutSetting = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         http_client: httpx.Client | None = None,
         allow_insecure_http: bool = False,
+        default_headers: Mapping[str, str] | None = None,
+        proxy: str | httpx.URL | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -472,6 +522,9 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             batch_size=batch_size,
             max_concurrency=max_concurrency,
             allow_insecure_http=allow_insecure_http,
+            default_headers=default_headers,
+            proxy=proxy,
+            http_client=http_client,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(**self._own_http_kwargs())
@@ -491,18 +544,34 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         encoding_format: str | None = None,
         normalize: bool | None = None,
         truncate: bool | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> EmbeddingResponse:
-        """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``."""
-        plan = self._plan(
-            input,
-            model=model,
+        """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``.
+
+        ``extra_body`` adds request fields this package does not name (it may not set
+        ``model``, ``input`` or a named option).
+        """
+        options = _options(
             input_type=input_type,
             dimensions=dimensions,
             encoding_format=encoding_format,
             normalize=normalize,
             truncate=truncate,
+            extra_body=extra_body,
         )
+        return self.embed_with_options(input, options, model=model, on_progress=on_progress)
+
+    def embed_with_options(
+        self,
+        input: EmbeddingInput,
+        options: EmbedOptions,
+        *,
+        model: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> EmbeddingResponse:
+        """``embed`` with its options as one ``EmbedOptions`` value (what the adapters use)."""
+        plan = self._plan(input, options, model)
 
         def run(batch: _Batch) -> ParsedBatch:
             parsed = self._drive(self._batch_flow(plan, batch))
@@ -595,12 +664,14 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         api_key: str | Secret | None = None,
         base_url: str | httpx.URL | None = None,
         model: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: TimeoutSetting = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         http_client: httpx.AsyncClient | None = None,
         allow_insecure_http: bool = False,
+        default_headers: Mapping[str, str] | None = None,
+        proxy: str | httpx.URL | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -611,13 +682,18 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
             batch_size=batch_size,
             max_concurrency=max_concurrency,
             allow_insecure_http=allow_insecure_http,
+            default_headers=default_headers,
+            proxy=proxy,
+            http_client=http_client,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(**self._own_http_kwargs())
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gate = _AsyncGate(self._limit)
+        #: The owned pool's binding to its loop (see _bind_loop and _LoopPool).
+        self._pool: _LoopPool | None = None
 
-    def _bind_loop(self) -> _AsyncGate:
+    async def _bind_loop(self) -> _AsyncGate:
         """The gate (and an owned pool) belong to one event loop; a new loop gets new ones.
 
         Frameworks call async methods from whichever loop is running (``asyncio.run`` per call
@@ -629,8 +705,14 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
             if self._loop is not None:
                 self._gate = _AsyncGate(self._limit)
                 if self._owns_http:
+                    self.release()
                     self._http = httpx.AsyncClient(**self._own_http_kwargs())
             self._loop = loop
+            if self._owns_http:
+                self._pool = pool = _LoopPool(self._http, loop)
+                await pool.start()
+                # Dropped without aclose(): close the pool on its loop.
+                weakref.finalize(self, pool.close_soon)
         return self._gate
 
     async def embed(
@@ -643,19 +725,35 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         encoding_format: str | None = None,
         normalize: bool | None = None,
         truncate: bool | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> EmbeddingResponse:
-        """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``."""
-        plan = self._plan(
-            input,
-            model=model,
+        """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``.
+
+        ``extra_body`` adds request fields this package does not name (it may not set
+        ``model``, ``input`` or a named option).
+        """
+        options = _options(
             input_type=input_type,
             dimensions=dimensions,
             encoding_format=encoding_format,
             normalize=normalize,
             truncate=truncate,
+            extra_body=extra_body,
         )
-        gate = self._bind_loop()
+        return await self.embed_with_options(input, options, model=model, on_progress=on_progress)
+
+    async def embed_with_options(
+        self,
+        input: EmbeddingInput,
+        options: EmbedOptions,
+        *,
+        model: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> EmbeddingResponse:
+        """``embed`` with its options as one ``EmbedOptions`` value (what the adapters use)."""
+        plan = self._plan(input, options, model)
+        gate = await self._bind_loop()
 
         async def run(batch: _Batch) -> ParsedBatch:
             parsed = await self._drive(self._batch_flow(plan, batch), gate)
@@ -695,7 +793,20 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
 
     async def aclose(self) -> None:
         if self._owns_http:
-            await self._http.aclose()
+            pool, self._pool = self._pool, None
+            if pool is not None and pool.loop is asyncio.get_running_loop():
+                await pool.aclose()
+            else:
+                if pool is not None:
+                    pool.close_soon()
+                await self._http.aclose()
+
+    def release(self) -> None:
+        """Give an owned pool up from synchronous code: it is closed on its own loop, by the
+        next call on that loop or by the loop's shutdown (use ``aclose()`` to close it now)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close_soon()
 
     async def __aenter__(self) -> AsyncMixlayerClient:
         return self

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ._exceptions import ConfigurationError, InsecureTransportError
+from ._exceptions import ConfigurationError, InsecureTransportError, InvalidParameterError
 
 __all__ = [
     "API_KEY_ENV",
@@ -21,11 +21,14 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_BATCH_SIZE",
     "MODEL_ENV",
+    "QWEN3_EMBEDDING_8B",
     "ModelSpec",
     "Secret",
     "Settings",
+    "TimeoutSetting",
     "lookup_model",
     "resolve_settings",
+    "to_timeout",
 ]
 
 API_KEY_ENV = "MIXLAYER_API_KEY"
@@ -43,6 +46,36 @@ DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 3
 #: A big batch on an 8B model can take a while to come back: be patient reading, quick connecting.
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+#: What ``timeout=`` accepts: seconds for everything, an ``httpx.Timeout``, a ``(connect, read)``
+#: pair or httpx's four-tuple ``(connect, read, write, pool)``; None means the default.
+TimeoutSetting = float | httpx.Timeout | tuple[float | None, ...] | None
+
+
+def to_timeout(value: object, *, param: str = "timeout") -> httpx.Timeout | None:
+    """Turn every accepted ``timeout`` form into an ``httpx.Timeout`` (None stays None)."""
+    if value is None or isinstance(value, httpx.Timeout):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value > 0:
+            return httpx.Timeout(float(value))
+    elif isinstance(value, (tuple, list)) and len(value) in (2, 4):
+        parts = list(value)
+        if all(
+            p is None or (isinstance(p, (int, float)) and not isinstance(p, bool) and p > 0)
+            for p in parts
+        ):
+            if len(parts) == 2:
+                connect, read = parts
+                # The read timeout also bounds writing and waiting for a pooled connection.
+                return httpx.Timeout(read, connect=connect)
+            return httpx.Timeout(tuple(parts))
+    raise InvalidParameterError(
+        f"{param} must be seconds greater than 0, an httpx.Timeout, or a (connect, read) pair "
+        f"of seconds; got {value!r}",
+        param=param,
+    )
 
 
 class Secret:
@@ -74,20 +107,39 @@ class Secret:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What we know of a model, to refuse what the service would refuse."""
+    """What we know of a model, to refuse what the service would refuse.
+
+    Read by the clients (validation), the emulator (what it serves) and the docs.
+    """
 
     name: str
+    #: The id the service knows the model by, exactly as the reference spells it.
+    model_id: str
     min_dimensions: int
     max_dimensions: int
     input_types: frozenset[str]
+    #: Items in one request (the reference's limit).
+    max_batch_size: int = MAX_BATCH_SIZE
+    #: Tokens per input.
+    context_window: int = 32768
+
+    @property
+    def full_dimensions(self) -> int:
+        """The vector size when ``dimensions`` is not given."""
+        return self.max_dimensions
+
+    def dimensions_range(self) -> str:
+        return f"{self.min_dimensions} to {self.max_dimensions}"
 
 
-_QWEN3_EMBEDDING_8B = ModelSpec(
+QWEN3_EMBEDDING_8B = ModelSpec(
     name="Qwen3 Embedding 8B",
+    model_id="qwen/qwen3-embedding-8b",
     min_dimensions=32,
     max_dimensions=4096,
     input_types=frozenset({"query", "document"}),
 )
+_QWEN3_EMBEDDING_8B = QWEN3_EMBEDDING_8B
 _KNOWN_MODELS: dict[str, ModelSpec] = {"qwen3-embedding-8b": _QWEN3_EMBEDDING_8B}
 
 

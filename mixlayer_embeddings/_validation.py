@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,7 +12,8 @@ from ._exceptions import InvalidInputError, InvalidParameterError
 __all__ = [
     "EmbeddingInput",
     "NormalizedInput",
-    "check_batch_size",
+    "check_client_options",
+    "check_default_headers",
     "check_text",
     "check_texts",
     "normalize_input",
@@ -119,17 +120,19 @@ def validate_options(
 ) -> None:
     """Refuse bad parameters, with the model's own limits when we recognise the model."""
     if dimensions is not None:
-        if not _is_token(dimensions) or dimensions <= 0:  # type: ignore[operator]
-            raise InvalidParameterError(
-                f"dimensions must be an integer greater than 0, got {dimensions!r}",
-                param="dimensions",
+        in_range = _is_token(dimensions) and (
+            spec.min_dimensions <= dimensions <= spec.max_dimensions  # type: ignore[operator]
+            if spec is not None
+            else dimensions > 0  # type: ignore[operator]
+        )
+        if not in_range:
+            wanted = (
+                f"an integer from {spec.dimensions_range()} for {spec.name}"
+                if spec is not None
+                else "an integer greater than 0"
             )
-        assert isinstance(dimensions, int)
-        if spec is not None and not spec.min_dimensions <= dimensions <= spec.max_dimensions:
             raise InvalidParameterError(
-                f"dimensions={dimensions} is out of range for {spec.name}: "
-                f"use an integer from {spec.min_dimensions} to {spec.max_dimensions}",
-                param="dimensions",
+                f"dimensions must be {wanted}, got {dimensions!r}", param="dimensions"
             )
     if encoding_format is not None and encoding_format not in ENCODING_FORMATS:
         raise InvalidParameterError(
@@ -156,18 +159,55 @@ def validate_options(
             )
 
 
-def check_batch_size(batch_size: object, max_concurrency: object) -> None:
+def check_client_options(
+    *,
+    batch_size: object,
+    max_concurrency: object,
+    max_retries: object,
+    batch_size_param: str = "batch_size",
+) -> None:
     """Refuse client settings that could only produce requests the service refuses."""
     if not _is_token(batch_size) or not 1 <= batch_size <= MAX_BATCH_SIZE:  # type: ignore[operator]
         raise InvalidParameterError(
-            f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {batch_size!r}",
-            param="batch_size",
+            f"{batch_size_param} must be an integer from 1 to {MAX_BATCH_SIZE}, got {batch_size!r}",
+            param=batch_size_param,
         )
     if not _is_token(max_concurrency) or max_concurrency < 1:  # type: ignore[operator]
         raise InvalidParameterError(
             f"max_concurrency must be an integer of at least 1, got {max_concurrency!r}",
             param="max_concurrency",
         )
+    if not _is_token(max_retries) or max_retries < 0:  # type: ignore[operator]
+        raise InvalidParameterError(
+            f"max_retries must be an integer of at least 0, got {max_retries!r}",
+            param="max_retries",
+        )
+
+
+#: Headers this package sets itself; a default header may not replace them.
+_OWN_HEADERS = {"authorization": "api_key", "content-type": None, "content-length": None}
+
+
+def check_default_headers(headers: object) -> dict[str, str]:
+    """A copy of ``default_headers``; the key goes in ``api_key``, never in a header."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise InvalidParameterError(
+            "default_headers must be a dict of header names to string values",
+            param="default_headers",
+        )
+    for name in headers:
+        if name.lower() in _OWN_HEADERS:
+            instead = _OWN_HEADERS[name.lower()]
+            hint = f": pass the key as {instead}" if instead else ""
+            raise InvalidParameterError(
+                f"default_headers may not set {name!r}; this client sets it{hint}",
+                param="default_headers",
+            )
+    return dict(headers)
 
 
 def check_texts(texts: object) -> list[str]:

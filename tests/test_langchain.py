@@ -26,7 +26,8 @@ from langchain_mixlayer import (
 
 
 @pytest.fixture
-def make(mixlayer_emulator, wire):
+async def make(mixlayer_emulator, wire):
+    # An async fixture, so its teardown closes the injected async client on the test's loop.
     made: list[MixlayerEmbeddings] = []
 
     def factory(**kwargs) -> MixlayerEmbeddings:
@@ -43,7 +44,11 @@ def make(mixlayer_emulator, wire):
 
     yield factory
     for emb in made:
-        emb.http_client.close()
+        await emb.aclose()
+        if emb.http_client is not None:
+            emb.http_client.close()
+        if emb.http_async_client is not None:
+            await emb.http_async_client.aclose()
 
 
 def test_public_surface() -> None:
@@ -138,8 +143,11 @@ def test_errors_are_typed(mixlayer_emulator) -> None:
     bad_key = MixlayerEmbeddings(model=MODEL, api_key="wrong", base_url=mixlayer_emulator.base_url)
     with pytest.raises(AuthenticationError):
         bad_key.embed_query("x")
-    with pytest.raises(InvalidParameterError, match="dimensions"):
-        MixlayerEmbeddings(model=MODEL, api_key=KEY, dimensions=9).embed_query("x")
+    # Refused at construction, before any call, with the model's range.
+    in_range = "dimensions must be an integer from 32 to 4096"
+    with pytest.raises(ValidationError, match=in_range) as info:
+        MixlayerEmbeddings(model=MODEL, api_key=KEY, dimensions=9)
+    assert isinstance(info.value.errors()[0]["ctx"]["error"], InvalidParameterError)
 
 
 def test_unknown_keyword_arguments_are_an_error() -> None:
@@ -148,8 +156,9 @@ def test_unknown_keyword_arguments_are_an_error() -> None:
 
 
 def test_missing_key_names_the_variable() -> None:
-    with pytest.raises(ConfigurationError, match="MIXLAYER_API_KEY"):
+    with pytest.raises(ValidationError, match="MIXLAYER_API_KEY") as info:
         MixlayerEmbeddings(model=MODEL)
+    assert isinstance(info.value.errors()[0]["ctx"]["error"], ConfigurationError)
 
 
 def test_environment_configuration(monkeypatch) -> None:

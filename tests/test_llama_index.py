@@ -25,7 +25,8 @@ from llama_index.embeddings.mixlayer import (
 
 
 @pytest.fixture
-def make(mixlayer_emulator, wire):
+async def make(mixlayer_emulator, wire):
+    # An async fixture, so its teardown closes the injected async client on the test's loop.
     made: list[MixlayerEmbedding] = []
 
     def factory(**kwargs) -> MixlayerEmbedding:
@@ -42,7 +43,11 @@ def make(mixlayer_emulator, wire):
 
     yield factory
     for emb in made:
-        emb.http_client.close()
+        await emb.aclose()
+        if emb.http_client is not None:
+            emb.http_client.close()
+        if emb.async_http_client is not None:
+            await emb.async_http_client.aclose()
 
 
 def test_conventions() -> None:
@@ -128,10 +133,11 @@ def test_unknown_keyword_is_an_error() -> None:
 
 
 def test_environment_configuration(monkeypatch) -> None:
-    with pytest.raises(ConfigurationError, match="MIXLAYER_API_KEY"):
+    with pytest.raises(ValueError, match="MIXLAYER_API_KEY") as info:
         MixlayerEmbedding(model_name=MODEL)
+    assert isinstance(info.value.errors()[0]["ctx"]["error"], ConfigurationError)
     monkeypatch.setenv("MIXLAYER_API_KEY", KEY)
-    with pytest.raises(ConfigurationError, match="MIXLAYER_EMBEDDING_MODEL"):
+    with pytest.raises(ValueError, match="MIXLAYER_EMBEDDING_MODEL"):
         MixlayerEmbedding()
     monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", "env/model")
     monkeypatch.setenv("MIXLAYER_BASE_URL", "http://127.0.0.1:1/v1")

@@ -1,0 +1,86 @@
+"""Per-call options: one frozen value, validated against the model, turned into a body once.
+
+Adding an option means a field here, its check in ``validate``, and (if it has a framework
+spelling) one line in each adapter's ``_settings``. Nothing else passes options by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._config import ModelSpec
+from ._exceptions import InvalidParameterError
+from ._validation import validate_options
+
+__all__ = ["RESERVED_BODY_KEYS", "EmbedOptions", "check_extra_body"]
+
+#: Request fields an ``extra_body`` may not set: they belong to the call or to a named option,
+#: and letting a dict override them would silently change what is embedded, or how.
+RESERVED_BODY_KEYS = {
+    "model": "model",
+    "input": "the texts you pass",
+    "input_type": "input_type (query_input_type / document_input_type in the adapters)",
+    "dimensions": "dimensions",
+    "normalize": "normalize",
+    "truncate": "truncate",
+    "encoding_format": "encoding_format",
+}
+
+
+def check_extra_body(extra: object, *, param: str = "extra_body") -> dict[str, Any]:
+    """A copy of ``extra`` as a dict of JSON fields, refusing keys that have their own option."""
+    if extra is None:
+        return {}
+    if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+        raise InvalidParameterError(
+            f"{param} must be a dict of request fields, got {type(extra).__name__}", param=param
+        )
+    clashing = sorted(k for k in extra if k in RESERVED_BODY_KEYS)
+    if clashing:
+        name = clashing[0]
+        raise InvalidParameterError(
+            f"{param} may not set {name!r}: it would silently override what this client sends. "
+            f"Use {RESERVED_BODY_KEYS[name]} instead.",
+            param=param,
+        )
+    return dict(extra)
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """What one call asks of the service, besides the model and the input."""
+
+    input_type: str | None = None
+    dimensions: int | None = None
+    normalize: bool | None = None
+    truncate: bool | None = None
+    #: None: we ask for base64 (4x smaller on the wire, decoded in C) and return floats.
+    encoding_format: str | None = None
+    #: Further request fields (an option the service has and this package does not name yet).
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self, spec: ModelSpec | None) -> EmbedOptions:
+        """Refuse what the service would refuse, with the model's own limits when known."""
+        validate_options(
+            spec=spec,
+            input_type=self.input_type,
+            dimensions=self.dimensions,
+            encoding_format=self.encoding_format,
+            normalize=self.normalize,
+            truncate=self.truncate,
+        )
+        check_extra_body(self.extra_body)
+        return self
+
+    def body(self, model: str) -> dict[str, Any]:
+        """The request body every batch of the call shares (``input`` is added per batch)."""
+        body: dict[str, Any] = {**self.extra_body, "model": model}
+        body["encoding_format"] = self.encoding_format or "base64"
+        # Unset options are omitted, never sent as null.
+        for name in ("input_type", "dimensions", "normalize", "truncate"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        return body
