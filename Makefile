@@ -4,19 +4,34 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The demo needs only the `demo` extra; the tests need the whole dev toolchain.
+$(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e ".[demo]"
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
-	$(BIN)/python -m mixlayer_embeddings.demo $(ARGS)
+demo: $(DEMO_STAMP)
+	$(BIN)/mixlayer-demo $(ARGS)
 
-test: $(STAMP)
+# Wheels for the packaging test's fresh venvs, fetched at install time so the test is offline.
+WHEELHOUSE := $(VENV)/wheelhouse
+$(WHEELHOUSE)/.done: pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip download --quiet -d $(WHEELHOUSE) ".[langchain,llama-index]" "pytest>=8,<10"
+	rm -f $(WHEELHOUSE)/mixlayer_embeddings-*
+	touch $(WHEELHOUSE)/.done
+
+test: $(STAMP) $(WHEELHOUSE)/.done
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -4,10 +4,15 @@ Also importable the LlamaIndex way: ``from llama_index.embeddings.mixlayer impor
 MixlayerEmbedding``.
 """
 
-from mixlayer_embeddings import __version__
-from mixlayer_embeddings._exceptions import *  # noqa: F403 - every error of the core, re-exported
-from mixlayer_embeddings._exceptions import __all__ as _errors
+from mixlayer_embeddings._extras import require
 
-from .base import MixlayerEmbedding
+require("llama-index", "llama_index.core", feature="llama_index_mixlayer")
+
+# Imported after the check, so a missing extra says what to install.
+from mixlayer_embeddings import __version__  # noqa: E402
+from mixlayer_embeddings._exceptions import *  # noqa: E402, F403 - every error of the core
+from mixlayer_embeddings._exceptions import __all__ as _errors  # noqa: E402
+
+from .base import MixlayerEmbedding  # noqa: E402
 
 __all__ = ["MixlayerEmbedding", "__version__", *_errors]

@@ -93,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=3, help="passages shown per question")
     args = parser.parse_args(argv)
 
+    from .._extras import require
+
+    require("demo", "langchain_core", "llama_index.core", "starlette", "tqdm", feature="The demo")
     from langchain_core.vectorstores import InMemoryVectorStore
     from llama_index.core import Document, VectorStoreIndex
 

@@ -19,8 +19,19 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from ._app import CHAT_MODEL, CONTEXT_WINDOW, EMBEDDING_MODEL, EmulatorState, create_app
-from ._vectors import FULL_DIMENSIONS, embed_items
+from .._extras import require
+
+require("emulator", "starlette", "uvicorn", "numpy", feature="The Mixlayer emulator")
+
+# Imported after the check, so a missing extra says what to install.
+from ._app import (  # noqa: E402
+    CHAT_MODEL,
+    CONTEXT_WINDOW,
+    EMBEDDING_MODEL,
+    EmulatorState,
+    create_app,
+)
+from ._vectors import FULL_DIMENSIONS, embed_items  # noqa: E402
 
 __all__ = [
     "CHAT_MODEL",

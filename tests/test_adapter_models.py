@@ -1,0 +1,296 @@
+"""Both adapters behave like the pydantic models users know: the next call always uses the
+object's current values, bad values are refused at once, copies are independent, serialized
+forms round-trip the current values without the key, and pools are closed."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gc
+import json
+import pickle
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from conftest import KEY, MODEL
+from pydantic import ValidationError
+
+from langchain_mixlayer import MixlayerEmbeddings
+from llama_index_mixlayer import MixlayerEmbedding
+
+
+@dataclass
+class Flavour:
+    """One adapter, and its own names for the same things."""
+
+    cls: type
+    names: dict[str, str]
+    query: Callable[[Any, str], list[float]]
+    aquery: Callable[[Any, str], Any]
+    documents: Callable[[Any, list[str]], list[list[float]]]
+
+    def make(self, emulator: Any, **kwargs: Any) -> Any:
+        params = {
+            self.names["model"]: emulator.model,
+            "api_key": emulator.api_key,
+            self.names["base_url"]: emulator.base_url,
+        }
+        params.update({self.names.get(k, k): v for k, v in kwargs.items()})
+        return self.cls(**params)
+
+
+LANGCHAIN = Flavour(
+    MixlayerEmbeddings,
+    {
+        "model": "model",
+        "base_url": "base_url",
+        "batch_size": "batch_size",
+        "extra_body": "model_kwargs",
+        "async_http_client": "http_async_client",
+    },
+    lambda e, t: e.embed_query(t),
+    lambda e, t: e.aembed_query(t),
+    lambda e, ts: e.embed_documents(ts),
+)
+LLAMA_INDEX = Flavour(
+    MixlayerEmbedding,
+    {
+        "model": "model_name",
+        "base_url": "api_base",
+        "batch_size": "embed_batch_size",
+        "extra_body": "additional_kwargs",
+        "async_http_client": "async_http_client",
+    },
+    lambda e, t: e.get_query_embedding(t),
+    lambda e, t: e.aget_query_embedding(t),
+    lambda e, ts: e.get_text_embedding_batch(ts),
+)
+
+
+@pytest.fixture(params=[LANGCHAIN, LLAMA_INDEX], ids=["langchain", "llamaindex"])
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    return request.param
+
+
+def test_assigned_settings_apply_to_the_next_call(flavour, mixlayer_emulator) -> None:
+    emb = flavour.make(mixlayer_emulator, dimensions=64)
+    assert len(flavour.query(emb, "bees")) == 64
+    emb.dimensions = 256
+    assert len(flavour.query(emb, "bees")) == 256
+    # A setting that shapes the client (batch size) is honoured too: 10 texts, 3 per request.
+    setattr(emb, flavour.names["batch_size"], 3)
+    before = mixlayer_emulator.state.requests
+    assert len(flavour.documents(emb, [f"t{i}" for i in range(10)])) == 10
+    assert mixlayer_emulator.state.requests - before == 4
+    emb.close()
+
+
+def test_assigned_input_type_is_sent(flavour, mixlayer_emulator) -> None:
+    emb = flavour.make(mixlayer_emulator, dimensions=64)
+    as_query = flavour.query(emb, "honey bees dance")
+    emb.query_input_type = "document"
+    as_document = flavour.query(emb, "honey bees dance")
+    emb.query_input_type = "query"
+    # The emulator's vectors depend on input_type, so the assignment reached the wire.
+    assert as_query != as_document
+    assert flavour.query(emb, "honey bees dance") == as_query
+    emb.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("dimensions", 5000, "dimensions must be an integer from 32 to 4096"),
+        ("dimensions", 0, "dimensions must be an integer from 32 to 4096"),
+        ("batch_size", 5000, "2048"),
+        ("query_input_type", "question", "query_input_type='question' is not supported"),
+        ("extra_body", {"input_type": "query"}, "may not set 'input_type'"),
+        ("timeout", -1, "timeout must be seconds greater than 0"),
+        ("default_headers", {"Authorization": "Bearer x"}, "may not set 'Authorization'"),
+    ],
+)
+def test_a_bad_assignment_is_refused_at_once_and_changes_nothing(
+    flavour, mixlayer_emulator, field, value, message
+) -> None:
+    emb = flavour.make(mixlayer_emulator, dimensions=64)
+    name = flavour.names.get(field, field)
+    before = getattr(emb, name)
+    with pytest.raises(ValidationError, match=message):
+        setattr(emb, name, value)
+    assert getattr(emb, name) == before
+    # The same message at construction.
+    with pytest.raises(ValidationError, match=message):
+        flavour.make(mixlayer_emulator, **{field: value})
+    assert len(flavour.query(emb, "still works")) == 64
+    emb.close()
+
+
+def test_model_copy_and_deepcopy_are_independent(flavour, mixlayer_emulator) -> None:
+    emb = flavour.make(mixlayer_emulator, dimensions=64)
+    assert len(flavour.query(emb, "x")) == 64
+    updated = emb.model_copy(update={"dimensions": 128})
+    deep = copy.deepcopy(emb)
+    deep.dimensions = 32
+    shallow = copy.copy(emb)
+    shallow.dimensions = 48
+    assert len(flavour.query(updated, "x")) == 128
+    assert len(flavour.query(deep, "x")) == 32
+    assert len(flavour.query(shallow, "x")) == 48
+    assert len(flavour.query(emb, "x")) == 64
+    assert emb._core is not updated._core and emb._core is not deep._core
+    # Closing one leaves the others working.
+    updated.close()
+    assert len(flavour.query(emb, "x")) == 64
+    with pytest.raises(ValidationError, match="dimensions"):
+        emb.model_copy(update={"dimensions": 9999})
+    for obj in (emb, deep, shallow):
+        obj.close()
+
+
+def test_deepcopy_shares_an_injected_http_client(flavour, mixlayer_emulator) -> None:
+    with httpx.Client() as http:
+        emb = flavour.make(mixlayer_emulator, http_client=http)
+        assert copy.deepcopy(emb).http_client is http
+
+
+def test_pickle_round_trips_current_values_without_the_key(
+    flavour, mixlayer_emulator, monkeypatch
+) -> None:
+    emb = flavour.make(mixlayer_emulator, dimensions=64)
+    emb.dimensions = 96
+    data = pickle.dumps(emb)
+    assert mixlayer_emulator.api_key.encode() not in data
+    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
+    loaded = pickle.loads(data)
+    assert loaded.dimensions == 96
+    assert len(flavour.query(loaded, "x")) == 96
+    loaded.close()
+    emb.close()
+
+
+def test_langchain_dumps_loads_round_trips_current_values(mixlayer_emulator, monkeypatch) -> None:
+    from langchain_core.load import dumps, loads
+
+    emb = LANGCHAIN.make(mixlayer_emulator, dimensions=64, timeout=httpx.Timeout(5.0, connect=2.0))
+    emb.dimensions = 80
+    text = dumps(emb)
+    assert mixlayer_emulator.api_key not in text
+    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # loads() is beta in langchain-core
+        loaded = loads(
+            text,
+            secrets_from_env=True,
+            valid_namespaces=["langchain_mixlayer"],
+            allowed_objects=[MixlayerEmbeddings],
+        )
+    assert (loaded.dimensions, loaded.timeout) == (80, (2.0, 5.0, 5.0, 5.0))
+    assert len(loaded.embed_query("x")) == 80
+
+
+def test_llama_index_to_dict_from_dict_round_trips(mixlayer_emulator, monkeypatch) -> None:
+    emb = LLAMA_INDEX.make(mixlayer_emulator, dimensions=64)
+    emb.embed_batch_size = 100
+    saved = json.loads(emb.to_json())
+    assert mixlayer_emulator.api_key not in json.dumps(saved)
+    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
+    loaded = MixlayerEmbedding.from_dict(saved)
+    assert (loaded.embed_batch_size, loaded.dimensions) == (100, 64)
+    assert len(loaded.get_query_embedding("x")) == 64
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expected"),
+    [
+        (5, httpx.Timeout(5.0)),
+        ((2, 30), httpx.Timeout(30.0, connect=2.0)),
+        (httpx.Timeout(7.0, connect=1.0), httpx.Timeout(7.0, connect=1.0)),
+    ],
+)
+def test_timeout_forms(flavour, mixlayer_emulator, timeout, expected) -> None:
+    emb = flavour.make(mixlayer_emulator, timeout=timeout)
+    flavour.query(emb, "x")
+    client = emb._core._sync[1]
+    assert client._timeout == expected
+    emb.close()
+
+
+def test_default_headers_and_extra_body_reach_the_wire(flavour, mixlayer_emulator) -> None:
+    seen: list[httpx.Request] = []
+    with httpx.Client(event_hooks={"request": [seen.append]}) as http:
+        emb = flavour.make(
+            mixlayer_emulator,
+            http_client=http,
+            default_headers={"X-Team": "search"},
+            extra_body={"user": "ingest-42"},
+        )
+        flavour.query(emb, "x")
+    assert seen[0].headers["x-team"] == "search"
+    assert json.loads(seen[0].content)["user"] == "ingest-42"
+
+
+def test_proxy_is_given_to_the_clients_we_create(flavour, mixlayer_emulator) -> None:
+    # A proxy on a closed loopback port: the request must try it (and fail to connect),
+    # which proves the setting reached the transport.
+    from mixlayer_embeddings import APIConnectionError
+
+    emb = flavour.make(mixlayer_emulator, proxy="http://127.0.0.1:9", max_retries=0)
+    with pytest.raises(APIConnectionError):
+        flavour.query(emb, "x")
+    emb.close()
+
+
+def test_unknown_and_other_framework_keywords_get_a_suggestion() -> None:
+    with pytest.raises(ValidationError, match=r"'api_base' \(did you mean 'base_url'\?\)"):
+        MixlayerEmbeddings(model=MODEL, api_key=KEY, api_base="http://127.0.0.1:1/v1")
+    with pytest.raises(ValidationError, match=r"'model' \(did you mean 'model_name'\?\)"):
+        MixlayerEmbedding(model=MODEL, api_key=KEY)
+    with pytest.raises(ValidationError, match=r"'dimenions' \(did you mean 'dimensions'\?\)"):
+        MixlayerEmbedding(model_name=MODEL, api_key=KEY, dimenions=64)
+
+
+def test_errors_never_echo_the_key() -> None:
+    with pytest.raises(ValidationError) as info:
+        MixlayerEmbedding(model=MODEL, api_key=KEY)
+    assert KEY not in str(info.value) and KEY not in repr(info.value)
+    with pytest.raises(ValidationError) as info:
+        MixlayerEmbeddings(model=MODEL, api_key=KEY, dimensions=1)
+    assert KEY not in str(info.value)
+
+
+def test_known_model_limits_are_checked_at_construction() -> None:
+    with pytest.raises(ValidationError, match="from 32 to 4096 for Qwen3 Embedding 8B"):
+        MixlayerEmbeddings(model=MODEL, api_key=KEY, dimensions=5000)
+    # An unknown model is left to the service to judge.
+    assert MixlayerEmbeddings(model="acme/other", api_key=KEY, dimensions=5000).dimensions == 5000
+
+
+def test_context_managers_close_the_pools(flavour, mixlayer_emulator) -> None:
+    with flavour.make(mixlayer_emulator) as emb:
+        flavour.query(emb, "x")
+        client = emb._core._sync[1]
+    assert client._http.is_closed
+
+    async def use() -> None:
+        async with flavour.make(mixlayer_emulator) as aemb:
+            await flavour.aquery(aemb, "x")
+            aclient = aemb._core._async[1]
+        assert aclient._http.is_closed
+
+    asyncio.run(use())
+
+
+def test_a_new_event_loop_per_call_leaves_no_unclosed_socket(flavour, mixlayer_emulator) -> None:
+    emb = flavour.make(mixlayer_emulator, dimensions=64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(10):
+            assert len(asyncio.run(flavour.aquery(emb, "x"))) == 64
+        # A temporary adapter, dropped inside the loop, is closed there too.
+        asyncio.run(flavour.aquery(flavour.make(mixlayer_emulator), "y"))
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

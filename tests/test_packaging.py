@@ -1,0 +1,126 @@
+"""The built wheel and sdist, as a user meets them: fresh venvs with one extra each.
+
+Offline: the venvs install from the wheels ``make test`` downloaded at install time
+(``.venv/wheelhouse``), with ``--no-index``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WHEELHOUSE = Path(sys.prefix) / "wheelhouse"
+
+pytestmark = pytest.mark.skipif(
+    not (WHEELHOUSE / ".done").exists(),
+    reason="run through `make test`, which fetches the wheels the fresh venvs install",
+)
+
+
+def run(
+    *args: str | Path, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIXLAYER_", "PYTHON"))}
+    result = subprocess.run(  # noqa: S603 - our own interpreters and fixed arguments
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    run(sys.executable, "-m", "hatchling", "build", "-d", out, cwd=ROOT)
+    return out
+
+
+def fresh_venv(where: Path, wheel: Path, extra: str | None) -> Path:
+    venv.create(where, with_pip=True)
+    python = where / "bin" / "python"
+    target = f"{wheel}[{extra}]" if extra else str(wheel)
+    run(python, "-m", "pip", "install", "--quiet", "--no-index", "--find-links", WHEELHOUSE,
+        target, "pytest")  # fmt: skip
+    return python
+
+
+def test_wheel_and_sdist_contents(dist: Path) -> None:
+    wheel = next(dist.glob("*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for typed in ("mixlayer_embeddings", "langchain_mixlayer", "llama_index_mixlayer",
+                  "llama_index/embeddings/mixlayer"):  # fmt: skip
+        assert f"{typed}/py.typed" in names, typed
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    metadata = next(n for n in names if n.endswith("METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Project-URL: Homepage" in text and "License-Expression: MIT" in text
+    sdist = next(dist.glob("*.tar.gz"))
+    members = {m.split("/", 1)[1] for m in tarfile.open(sdist).getnames() if "/" in m}
+    assert {"LICENSE", "tests/conftest.py", "docs/langchain.md"} <= members
+    assert any(m.startswith("cassettes/") and m.endswith(".yaml") for m in members)
+
+
+def test_the_sdist_runs_its_own_tests(dist: Path, tmp_path: Path) -> None:
+    sdist = next(dist.glob("*.tar.gz"))
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp_path, filter="data")
+    unpacked = next(p for p in tmp_path.iterdir() if p.is_dir())
+    # Cassette replays and validation: the shipped tests find the shipped cassettes.
+    result = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                 "--record-mode=none", "tests/test_cassettes.py", "tests/test_validation.py",
+                 cwd=unpacked)  # fmt: skip
+    assert " passed" in result.stdout
+
+
+ONE_LINE_SUITE = "def test_one():\n    assert 1 + 1 == 2\n"
+EMULATOR_SUITE = "def test_uses(mixlayer_emulator):\n    assert mixlayer_emulator.base_url\n"
+
+
+@pytest.mark.parametrize("extra", [None, "langchain", "llama-index"])
+def test_fresh_venv_with_one_extra(dist: Path, tmp_path: Path, extra: str | None) -> None:
+    wheel = next(dist.glob("*.whl"))
+    python = fresh_venv(tmp_path / "venv", wheel, extra)
+    bin_dir = python.parent
+
+    run(python, "-c", "import mixlayer_embeddings, sys; assert 'httpx' in sys.modules")
+    imports = {
+        "langchain": "from langchain_mixlayer import MixlayerEmbeddings",
+        "llama-index": "from llama_index.embeddings.mixlayer import MixlayerEmbedding",
+    }
+    for needs, statement in imports.items():
+        result = run(python, "-c", statement, check=False)
+        if needs == extra:
+            assert result.returncode == 0, result.stderr
+        else:
+            last = result.stderr.strip().splitlines()[-1]
+            assert f'pip install "mixlayer-embeddings[{needs}]"' in last, last
+
+    # The pytest plugin loads without the emulator extra...
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_one.py").write_text(ONE_LINE_SUITE)
+    run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=suite)
+    # ...and the fixture, when used, names what to install.
+    (suite / "test_one.py").write_text(EMULATOR_SUITE)
+    result = run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=suite, check=False)
+    assert result.returncode == 1
+    assert 'pip install "mixlayer-embeddings[emulator]"' in result.stdout
+
+    # The CLIs: one line and exit 3, no traceback.
+    for command, extra_needed in (("mixlayer-emulator", "emulator"), ("mixlayer-demo", "demo")):
+        result = run(bin_dir / command, check=False)
+        assert result.returncode == 3, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+        assert f'pip install "mixlayer-embeddings[{extra_needed}]"' in result.stderr
