@@ -56,17 +56,16 @@ def fresh_venv(where: Path, wheel: Path, extra: str | None) -> Path:
 
 
 def test_wheel_and_sdist_contents(dist: Path) -> None:
-    wheel = next(dist.glob("*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
+    with zipfile.ZipFile(next(dist.glob("*.whl"))) as wheel:
+        names = set(wheel.namelist())
+        metadata = wheel.read(next(n for n in names if n.endswith("METADATA"))).decode()
     for typed in ("mixlayer_embeddings", "langchain_mixlayer", "llama_index_mixlayer",
                   "llama_index/embeddings/mixlayer"):  # fmt: skip
         assert f"{typed}/py.typed" in names, typed
     assert any(n.endswith("licenses/LICENSE") for n in names)
-    metadata = next(n for n in names if n.endswith("METADATA"))
-    text = zipfile.ZipFile(wheel).read(metadata).decode()
-    assert "Project-URL: Homepage" in text and "License-Expression: MIT" in text
-    sdist = next(dist.glob("*.tar.gz"))
-    members = {m.split("/", 1)[1] for m in tarfile.open(sdist).getnames() if "/" in m}
+    assert "Project-URL: Homepage" in metadata and "License-Expression: MIT" in metadata
+    with tarfile.open(next(dist.glob("*.tar.gz"))) as sdist:
+        members = {m.split("/", 1)[1] for m in sdist.getnames() if "/" in m}
     assert {"LICENSE", "tests/conftest.py", "docs/langchain.md"} <= members
     assert any(m.startswith("cassettes/") and m.endswith(".yaml") for m in members)
 
