@@ -37,6 +37,7 @@ from ._config import (
     to_timeout,
 )
 from ._exceptions import (
+    APIConnectionError,
     APIError,
     BadRequestError,
     InputRejectedError,
@@ -351,7 +352,9 @@ class _BaseClient(Generic[HttpClientT]):
                 raise InputRejectedError.from_refusal(refused, [batch.start]) from refused
             logger.info("batch of %d refused as invalid_input; bisecting", len(batch.items))
             culprits = yield from self._bisect_flow(plan, batch)
-            raise InputRejectedError.from_refusal(refused, culprits) from refused
+            raise InputRejectedError.from_refusal(
+                refused, culprits, batch_size=len(batch.items)
+            ) from refused
 
     def _bisect_flow(
         self, plan: _Plan, batch: _Batch
@@ -377,7 +380,10 @@ class _BaseClient(Generic[HttpClientT]):
         """Send one request until it succeeds or the retry policy gives up."""
         retries_done = 0
         paced_waited = 0.0
+        attempts = 0
+        first_sent = time.monotonic()
         while True:
+            attempts += 1
             request = self._build_request(plan, batch)
             started = time.perf_counter()
             outcome = yield request
@@ -419,6 +425,8 @@ class _BaseClient(Generic[HttpClientT]):
                 if delay is None:
                     if retries_done:
                         logger.info("giving up after %d retries: %s", retries_done, error.message)
+                    if isinstance(error, APIConnectionError):
+                        error = error.after_attempts(attempts, time.monotonic() - first_sent)
                     raise error from cause
                 retries_done += 1
                 logger.info(

@@ -111,7 +111,22 @@ class APIError(MixlayerError):
 
 
 class APIConnectionError(APIError):
-    """The service could not be reached, or the connection broke before an answer."""
+    """The service could not be reached, or the connection broke before an answer.
+
+    ``attempts`` and ``elapsed`` say how many requests were tried over how many seconds.
+    """
+
+    attempts: int = 1
+    elapsed: float = 0.0
+
+    def after_attempts(self, attempts: int, elapsed: float) -> APIConnectionError:
+        """The same error, its message saying how many attempts were made over how long."""
+        noun = "attempt" if attempts == 1 else "attempts"
+        error = type(self)(
+            f"{self.message}; {attempts} {noun} over {elapsed:.1f} s", request=self.request
+        )
+        error.attempts, error.elapsed = attempts, elapsed
+        return error
 
 
 class APITimeoutError(APIConnectionError):
@@ -137,8 +152,11 @@ class APIStatusError(APIError):
         body: object | None,
         code: str | None,
         type: str | None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message, request=response.request, body=body)
+        #: The service's own words (the envelope's message), without our status label.
+        self.detail = detail if detail is not None else message
         self.response = response
         self.status_code = response.status_code
         self.code = code
@@ -151,29 +169,51 @@ class BadRequestError(APIStatusError):
 
 
 class InputRejectedError(BadRequestError):
-    """The service refused some items of a batch (``invalid_input``); ``indexes`` names them.
+    """The service refused some items (``invalid_input``); ``indexes`` names them.
 
-    The batch was bisected to find them: every other item was accepted, so retrying without
-    these (or with ``truncate=True``, when they are too long) succeeds.
+    A refused batch is bisected to find them, so every other item of that batch was accepted:
+    retrying without these (or with ``truncate=True``, when they are too long) succeeds.
     """
 
-    indexes: list[int]
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: httpx.Response,
+        body: object | None,
+        code: str | None,
+        type: str | None,
+        detail: str | None = None,
+        indexes: Sequence[int] = (),
+    ) -> None:
+        super().__init__(message, response=response, body=body, code=code, type=type, detail=detail)
+        self.indexes: list[int] = list(indexes)
 
     @classmethod
-    def from_refusal(cls, refused: APIStatusError, indexes: Sequence[int]) -> InputRejectedError:
+    def from_refusal(
+        cls, refused: APIStatusError, indexes: Sequence[int], *, batch_size: int | None = None
+    ) -> InputRejectedError:
+        """The service's refusal of a batch, attributed to the items it refused."""
         shown = ", ".join(str(i) for i in list(indexes)[:_MAX_INDEXES_IN_MESSAGE])
         more = len(indexes) - _MAX_INDEXES_IN_MESSAGE
         suffix = f" and {more} more" if more > 0 else ""
-        error = cls(
-            f"{refused.message} -- refused input indexes: {shown}{suffix}. Every other input "
-            "was accepted: retry without these (or with truncate=True if they are too long).",
+        noun = "item" if len(indexes) == 1 else "items"
+        scope = (
+            f"; the other {batch_size - len(indexes)} items of that batch were accepted"
+            if batch_size is not None and batch_size > len(indexes)
+            else ""
+        )
+        return cls(
+            f"The service refused input {noun} {shown}{suffix} ({refused.code}: "
+            f"{refused.detail}){scope}."
+            " Retry without them, or with truncate=True if they are too long.",
             response=refused.response,
             body=refused.body,
             code=refused.code,
             type=refused.type,
+            detail=refused.detail,
+            indexes=indexes,
         )
-        error.indexes = list(indexes)
-        return error
 
 
 class AuthenticationError(APIStatusError):
@@ -235,10 +275,22 @@ def make_status_error(response: httpx.Response) -> APIStatusError:
     label = f"Error code: {status} {reason}"
     if code:
         label += f" ({code})"
+    if status == 404:
+        request = response.request
+        message += f" ({request.method} {request.url})"
+        if "/v1/" not in request.url.path:
+            message += "; the URL has no /v1: the base URL should end in /v1"
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else APIStatusError
-    return cls(f"{label}: {message}", response=response, body=body, code=code, type=error_type)
+    return cls(
+        f"{label}: {message}",
+        response=response,
+        body=body,
+        code=code,
+        type=error_type,
+        detail=message,
+    )
 
 
 def translate_transport_error(exc: httpx.RequestError) -> APIConnectionError:
@@ -249,7 +301,26 @@ def translate_transport_error(exc: httpx.RequestError) -> APIConnectionError:
     except RuntimeError:  # httpx raises when an exception was built without a request
         request = None
     where = f" ({request.method} {request.url})" if request is not None else ""
+    timeouts: dict[str, Any] = (
+        request.extensions.get("timeout", {}) if request is not None else {}
+    ) or {}
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"Request timed out{where}: {type(exc).__name__}", request=request)
+        phase = _TIMEOUT_PHASES.get(type(exc), "")
+        limit = timeouts.get(phase)
+        which = f"the {phase} timeout of {limit:g} s" if limit is not None else "the timeout"
+        return APITimeoutError(
+            f"Request timed out{where}: {type(exc).__name__}, no answer within {which}",
+            request=request,
+        )
     detail = str(exc) or type(exc).__name__
-    return APIConnectionError(f"Connection error{where}: {detail}", request=request)
+    connect = timeouts.get("connect")
+    limit = f" (connect timeout {connect:g} s)" if connect is not None else ""
+    return APIConnectionError(f"Connection error{where}: {detail}{limit}", request=request)
+
+
+_TIMEOUT_PHASES: dict[type[httpx.TimeoutException], str] = {
+    httpx.ConnectTimeout: "connect",
+    httpx.ReadTimeout: "read",
+    httpx.WriteTimeout: "write",
+    httpx.PoolTimeout: "pool",
+}

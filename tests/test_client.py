@@ -596,7 +596,7 @@ def test_a_refused_batch_is_bisected_to_name_the_offending_items(flavour) -> Non
     with pytest.raises(InputRejectedError) as info:
         embed(flavour, handler, texts, client_kwargs={"batch_size": 30})
     assert sorted(info.value.indexes) in ([3], [41, 42])  # the first batch to fail is reported
-    assert "retry without these" in str(info.value)
+    assert "Retry without them" in str(info.value)
     assert info.value.code == "invalid_input"
     assert isinstance(info.value, BadRequestError)
 

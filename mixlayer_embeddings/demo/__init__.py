@@ -63,36 +63,170 @@ class Tally:
             self.tokens += response.json().get("usage", {}).get("total_tokens", 0)
 
 
+#: On the emulator's lexical vectors, a best cosine below this shares almost no word with the
+#: question (measured on the shipped corpus: answered questions score 0.3 to 0.6).
+WEAK_MATCH = 0.2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Service:
+    api_key: str | None
+    model: str
+    base_url: str | None
+    #: What a person should read: the URL actually used.
+    url: str
+    emulated: bool
+
+
 @contextlib.contextmanager
-def _service() -> Iterator[tuple[str | None, str, str | None]]:
-    """(api_key, model, base_url): the real service when a key is set, else an emulator."""
-    model = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-    if os.environ.get(API_KEY_ENV):
-        print(
-            f"Using the Mixlayer service at {os.environ.get(BASE_URL_ENV) or 'the default URL'}"
-            f" with model {model}."
-        )
-        yield None, model, None
+def _service(say: Callable[[str], None]) -> Iterator[Service]:
+    """The real service when a key is set, else an emulator on loopback."""
+    from .._config import DEFAULT_BASE_URL
+
+    model = os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL
+    if os.environ.get(API_KEY_ENV, "").strip():
+        url = os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+        say(f"Using the Mixlayer service at {url} with model {model} ({API_KEY_ENV} is set).")
+        yield Service(None, model, None, url, emulated=False)
         return
     from ..emulator import Emulator
 
     with Emulator() as emulator:
-        print(
+        say(
             f"{API_KEY_ENV} is not set: using the local emulator at {emulator.base_url} "
             "(offline, lexical vectors, not Qwen3)."
         )
-        yield emulator.api_key, emulator.model, emulator.base_url
+        yield Service(
+            emulator.api_key, emulator.model, emulator.base_url, emulator.base_url, emulated=True
+        )
+
+
+def _dimensions(text: str) -> int:
+    from .._config import QWEN3_EMBEDDING_8B as spec
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not spec.min_dimensions <= value <= spec.max_dimensions:
+        raise argparse.ArgumentTypeError(
+            f"{value} is out of range for {spec.name}: use {spec.dimensions_range()}"
+        )
+    return value
+
+
+def _top(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _question(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a question must not be empty")
+    return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mixlayer-demo",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--question",
+        "-q",
+        action="append",
+        type=_question,
+        help="ask your own question (repeatable); default: five built-in questions",
+    )
+    parser.add_argument(
+        "--dimensions", type=_dimensions, default=1024, help="vector size, 32 to 4096"
+    )
+    parser.add_argument("--top", type=_top, default=3, help="passages shown per question")
+    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, and HTTP logs"
+    )
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mixlayer-demo", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--question", "-q", action="append", help="ask your own question (repeatable)"
-    )
-    parser.add_argument("--dimensions", type=int, default=1024)
-    parser.add_argument("--top", type=int, default=3, help="passages shown per question")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
+    if args.debug:
+        import logging
 
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    # _run fills in the URL it used, so an error can name it.
+    where = ["the Mixlayer service"]
+    try:
+        return _run(args, where)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("mixlayer-demo: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        from .._extras import MissingExtraError
+
+        if args.debug or isinstance(exc, MissingExtraError):
+            raise
+        print(f"mixlayer-demo: {explain(exc, where[0])}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def explain(exc: BaseException, url: str) -> str:
+    """One or two lines: what failed, where, and what to do."""
+    from pydantic import ValidationError
+
+    from .. import (
+        APIConnectionError,
+        APIStatusError,
+        AuthenticationError,
+        MixlayerError,
+        PermissionDeniedError,
+    )
+
+    offline = f"or unset {API_KEY_ENV} to run on the local emulator."
+    if isinstance(exc, ValidationError):
+        # Our own error, as the adapter's validator raised it.
+        causes = [e.get("ctx", {}).get("error") for e in exc.errors()]
+        exc = next((c for c in causes if isinstance(c, BaseException)), exc)
+    if isinstance(exc, AuthenticationError):
+        return (
+            f"the Mixlayer service at {url} refused the key in {API_KEY_ENV} (401).\n"
+            f"Check the key, {offline}"
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return (
+            f"the key in {API_KEY_ENV} may not use this model at {url} (403).\n"
+            f"Check {MODEL_ENV} and the key's access, {offline}"
+        )
+    if isinstance(exc, APIConnectionError):
+        return (
+            f"could not reach the Mixlayer service at {url}: {exc.message}\n"
+            f"Check the network and {BASE_URL_ENV}, {offline}"
+        )
+    if isinstance(exc, APIStatusError):
+        return f"the Mixlayer service at {url} answered: {exc.message}"
+    if isinstance(exc, MixlayerError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+
+
+@dataclass(frozen=True)
+class Hit:
+    score: float
+    text: str
+
+
+def _run(args: argparse.Namespace, where: list[str]) -> int:
     from .._extras import require
 
     require("demo", "langchain_core", "llama_index.core", "starlette", "tqdm", feature="The demo")
@@ -102,58 +236,112 @@ def main(argv: Sequence[str] | None = None) -> int:
     from langchain_mixlayer import MixlayerEmbeddings
     from llama_index_mixlayer import MixlayerEmbedding
 
+    def say(line: str) -> None:
+        # In --json mode stdout is the JSON document only; the story goes to stderr.
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
     passages = CORPUS.read_text(encoding="utf-8").splitlines()
     questions = args.question or list(QUESTIONS)
+    top = min(args.top, len(passages))
     tally = Tally()
     hooks: dict[str, list[Callable[..., Any]]] = {
         "request": [tally.on_request],
         "response": [tally.on_response],
     }
-    ahooks: dict[str, list[Callable[..., Any]]] = {
-        "request": [tally.aon_request],
-        "response": [tally.aon_response],
-    }
     started = time.perf_counter()
-    # The demo only calls the sync methods; the async client is there for completeness.
-    ahttp = httpx.AsyncClient(event_hooks=ahooks)
+    results: list[dict[str, Any]] = []
     with (
-        _service() as (api_key, model, base_url),
+        _service(say) as service,
         httpx.Client(event_hooks=hooks, timeout=httpx.Timeout(60.0, connect=10.0)) as http,
     ):
+        where[:] = [service.url]
         lc = MixlayerEmbeddings(
-            model=model,
-            api_key=api_key,
-            base_url=base_url,
+            model=service.model,
+            api_key=service.api_key,
+            base_url=service.base_url,
             dimensions=args.dimensions,
-            show_progress_bar=True,
+            show_progress_bar=not args.json,
             http_client=http,
-            http_async_client=ahttp,
         )
         li = MixlayerEmbedding(
-            model_name=model,
-            api_key=api_key,
-            api_base=base_url,
+            model_name=service.model,
+            api_key=service.api_key,
+            api_base=service.base_url,
             dimensions=args.dimensions,
             http_client=http,
-            async_http_client=ahttp,
         )
 
-        print(f"\nIngesting {len(passages)} passages with LangChain (InMemoryVectorStore)...")
+        say(f"\nIngesting {len(passages)} passages with LangChain (InMemoryVectorStore)...")
         store = InMemoryVectorStore.from_texts(passages, embedding=lc)
-        print(f"Ingesting {len(passages)} passages with LlamaIndex (VectorStoreIndex)...")
+        say(f"Ingesting {len(passages)} passages with LlamaIndex (VectorStoreIndex)...")
         index = VectorStoreIndex.from_documents(
-            [Document(text=p) for p in passages], embed_model=li, show_progress=True
+            [Document(text=p) for p in passages], embed_model=li, show_progress=not args.json
         )
-        retriever = index.as_retriever(similarity_top_k=args.top)
+        retriever = index.as_retriever(similarity_top_k=top)
 
+        agree = True
         for question in questions:
-            print(f"\nQ: {question}")
-            for doc, score in store.similarity_search_with_score(question, k=args.top):
-                print(f"  LangChain  {score:.3f}  {doc.page_content}")
-            for hit in retriever.retrieve(question):
-                print(f"  LlamaIndex {hit.score or 0.0:.3f}  {hit.node.get_content()}")
+            from_lc = [
+                Hit(score, doc.page_content)
+                for doc, score in store.similarity_search_with_score(question, k=top)
+            ]
+            from_li = [
+                Hit(h.score or 0.0, h.node.get_content()) for h in retriever.retrieve(question)
+            ]
+            same = [h.text for h in from_lc] == [h.text for h in from_li] and all(
+                abs(a.score - b.score) < 1e-4 for a, b in zip(from_lc, from_li, strict=True)
+            )
+            agree = agree and same
+            weak = service.emulated and (not from_lc or from_lc[0].score < WEAK_MATCH)
+            results.append(
+                {
+                    "question": question,
+                    "hits": [{"score": round(h.score, 4), "text": h.text} for h in from_lc],
+                    "llamaindex_hits": None
+                    if same
+                    else [{"score": round(h.score, 4), "text": h.text} for h in from_li],
+                    "weak_match": weak,
+                }
+            )
+            if args.json:
+                continue
+            say(f"\nQ: {question}")
+            for hit in from_lc:
+                say(f"  {hit.score:.3f}  {hit.text}")
+            if not same:
+                say("  LlamaIndex ranked differently:")
+                for hit in from_li:
+                    say(f"  {hit.score:.3f}  {hit.text}")
+            if weak:
+                say(
+                    f"  (weak match: best score below {WEAK_MATCH}. The emulator's vectors are "
+                    "lexical: they match shared words, not meaning.)"
+                )
     seconds = time.perf_counter() - started
-    print(
+    summary = {
+        "requests": tally.requests,
+        "texts": tally.items,
+        "tokens": tally.tokens,
+        "seconds": round(seconds, 2),
+    }
+    if args.json:
+        document = {
+            "service": service.url,
+            "emulator": service.emulated,
+            "model": service.model,
+            "dimensions": args.dimensions,
+            "adapters_agree": agree,
+            "results": results,
+            "summary": summary,
+        }
+        print(json.dumps(document, indent=2))
+        return 0
+    if agree:
+        say(
+            "\nLangChain (InMemoryVectorStore) and LlamaIndex (VectorStoreIndex) returned the "
+            "same ranking and scores for every question (checked)."
+        )
+    say(
         f"\nSummary: {tally.requests} requests (one batch each), {tally.items} texts embedded, "
         f"{tally.tokens} tokens, {seconds:.2f} s."
     )

@@ -316,8 +316,7 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
     if too_long and (normalized.kind == "tokens" or not truncate):
         raise _bad_request(
             f"input {'token arrays' if normalized.kind == 'tokens' else 'texts'} longer than the "
-            f"model context window ({state.context_window} tokens) at indexes "
-            f"{', '.join(map(str, too_long[:20]))}",
+            f"model context window ({state.context_window} tokens)",
             "invalid_input",
         )
     for i in too_long:  # only texts get here, and only with truncate=true
