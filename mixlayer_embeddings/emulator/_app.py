@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hmac
 import json
 import logging
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._config import MAX_BATCH_SIZE, lookup_model
+from .._config import MAX_BATCH_SIZE, QWEN3_EMBEDDING_8B
 from .._exceptions import InvalidInputError, InvalidParameterError
 from .._validation import normalize_input, validate_options
 from ._vectors import FULL_DIMENSIONS, count_tokens, embed_items, tokenize
@@ -274,19 +275,21 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _bad_request("model is required and must be a string", "missing_model")
-    if model.lower() == CHAT_MODEL:
+    # Matched exactly, as the service does: a config typo must fail here too.
+    if model == CHAT_MODEL:
         raise _Refusal(
             _error(400, f"model {model} is not an embedding model", "model_kind_mismatch")
         )
-    spec = lookup_model(model)
-    if spec is None:
+    if model != EMBEDDING_MODEL:
         raise _Refusal(
             _error(
                 404,
-                f"model {model} does not exist or is not available to this API key",
+                f"model {model} does not exist or is not available to this API key "
+                f"(this emulator serves the embedding model {EMBEDDING_MODEL})",
                 "model_not_found",
             )
         )
+    spec = QWEN3_EMBEDDING_8B
     if "input" not in body or body["input"] is None:
         raise _bad_request("input is required", "invalid_input")
     dimensions = body.get("dimensions")
@@ -324,41 +327,61 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
     return model, items, truncate
 
 
-def create_app(state: EmulatorState) -> ASGIApp:
+def encode_data(
+    items: list[Any], dimensions: int, input_type: str | None, normalize: bool, as_base64: bool
+) -> tuple[bytes, int]:
+    """The ``data`` array of a response, as JSON bytes, and the tokens counted.
+
+    A pure function of its arguments, so it runs on a worker thread or in a worker process.
+    """
+    vectors = embed_items(items, dimensions=dimensions, input_type=input_type, normalize=normalize)
+    little = vectors.astype("<f4", copy=False)
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": base64.b64encode(little[i].tobytes()).decode("ascii")
+            if as_base64
+            else little[i].tolist(),
+        }
+        for i in range(len(items))
+    ]
+    tokens = sum(count_tokens(item) for item in items)
+    return json.dumps(data, separators=(",", ":")).encode(), tokens
+
+
+def create_app(
+    state: EmulatorState, *, executor: concurrent.futures.Executor | None = None
+) -> ASGIApp:
+    """The app. Vectors are computed off the event loop: on ``executor`` (a process pool makes
+    concurrent requests run in parallel), else on a worker thread."""
+
     async def embeddings(request: Request) -> Response:
         try:
             body = _parse_body(await request.body())
             model, items, _ = _check_request(body, state)
         except _Refusal as refusal:
             return refusal.response
-        dimensions = body.get("dimensions") or FULL_DIMENSIONS
-        vectors = embed_items(
+        except ClientDisconnect:
+            request.scope["mixlayer.note"] = "client disconnected"
+            return Response(status_code=499)
+        request.scope["mixlayer.items"] = len(items)
+        loop = asyncio.get_running_loop()
+        data, tokens = await loop.run_in_executor(
+            executor,
+            encode_data,
             items,
-            dimensions=dimensions,
-            input_type=body.get("input_type"),
-            normalize=body.get("normalize") is not False,
+            body.get("dimensions") or FULL_DIMENSIONS,
+            body.get("input_type"),
+            body.get("normalize") is not False,
+            body.get("encoding_format") == "base64",
         )
         state.items += len(items)
-        as_base64 = body.get("encoding_format") == "base64"
-        little = vectors.astype("<f4", copy=False)
-        data = [
-            {
-                "object": "embedding",
-                "index": i,
-                "embedding": base64.b64encode(little[i].tobytes()).decode("ascii")
-                if as_base64
-                else little[i].tolist(),
-            }
-            for i in range(len(items))
-        ]
-        tokens = sum(count_tokens(item) for item in items)
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": data,
-                "model": model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            }
+        head = json.dumps({"object": "list", "model": model}, separators=(",", ":"))[:-1]
+        usage = json.dumps({"prompt_tokens": tokens, "total_tokens": tokens})
+        return Response(
+            f'{head},"usage":{usage},"data":'.encode() + data + b"}",
+            media_type="application/json",
         )
 
     async def models(request: Request) -> Response:
@@ -411,4 +434,42 @@ def create_app(state: EmulatorState) -> ASGIApp:
             Route("/_emulator/stats", stats, methods=["GET"]),
         ]
     )
-    return _GateMiddleware(app, state)
+    return _AccessLog(_GateMiddleware(app, state))
+
+
+access_logger = logging.getLogger("mixlayer_embeddings.emulator.access")
+
+
+class _AccessLog:
+    """One line per request at INFO on ``mixlayer_embeddings.emulator.access``: method, path,
+    status, items, milliseconds (shown by ``mixlayer-emulator --access-log``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not access_logger.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [0]
+
+        async def record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            items = scope.get("mixlayer.items")
+            note = scope.get("mixlayer.note")
+            access_logger.info(
+                "%s %s %s%s %.0f ms%s",
+                scope["method"],
+                scope["path"],
+                status[0] or "dropped",
+                f" {items} items" if items is not None else "",
+                (time.perf_counter() - started) * 1000,
+                f" ({note})" if note else "",
+            )

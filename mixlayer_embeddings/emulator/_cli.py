@@ -3,64 +3,165 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import secrets
+import socket
 import sys
 from collections.abc import Sequence
 
+from .._config import API_KEY_ENV, BASE_URL_ENV, MODEL_ENV
+from .._version import __version__
 
-def main(argv: Sequence[str] | None = None) -> int:
+EXIT_CANNOT_LISTEN = 1
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value:g}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ._app import CONTEXT_WINDOW
+
     parser = argparse.ArgumentParser(
         prog="mixlayer-emulator",
-        description="A local server speaking the Mixlayer embeddings API (lexical vectors).",
+        description="A local server speaking the Mixlayer embeddings API (lexical vectors, "
+        "not Qwen3): for offline development and tests.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--api-key", required=True, help="the Bearer key clients must send")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free)")
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help=f"the Bearer key clients must send (default: ${API_KEY_ENV}, else a random one)",
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="added to every embeddings request"
+    )
     parser.add_argument(
         "--fault-rate",
-        type=float,
+        type=_probability,
         default=0.0,
         help="fraction of requests answered 429, 503 or a dropped connection",
     )
     parser.add_argument(
         "--rate-limit",
-        type=float,
+        type=_positive,
         default=None,
         help="requests per second per key; beyond it, 429 with Retry-After",
     )
     parser.add_argument(
-        "--context-window",
-        type=int,
-        default=None,
-        help="tokens per input (default: Qwen3 Embedding 8B's 32768)",
+        "--context-window", type=int, default=CONTEXT_WINDOW, help="tokens per input"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random fault choice")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes computing vectors, so concurrent requests run in parallel "
+        "(0: one thread)",
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="print one line per request: status, items, milliseconds",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
-    if not 0.0 <= args.fault_rate <= 1.0:
-        parser.error("--fault-rate must be between 0 and 1")
+    key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
+    if key is None:
+        key = f"emu-{secrets.token_hex(12)}"
+    if not key.strip():
+        parser.error(f"the API key is empty: pass --api-key KEY or set {API_KEY_ENV}")
 
     import uvicorn
 
-    from ._app import CONTEXT_WINDOW, EmulatorState, create_app
+    from ._app import EMBEDDING_MODEL, EmulatorState, create_app
 
+    # Bind first: announce only an address that is really ours.
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        sock.close()
+        print(
+            f"mixlayer-emulator: cannot listen on {args.host}:{args.port}: "
+            f"{exc.strerror or exc}. Is another server on that port? Try --port 0 for any "
+            "free port.",
+            file=sys.stderr,
+        )
+        return EXIT_CANNOT_LISTEN
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base_url = f"http://{host}:{port}/v1"
     state = EmulatorState(
-        api_key=args.api_key,
+        api_key=key,
         latency_ms=args.latency_ms,
         fault_rate=args.fault_rate,
         rate_limit=args.rate_limit,
-        context_window=args.context_window or CONTEXT_WINDOW,
+        context_window=args.context_window,
         seed=args.seed,
     )
-    print(f"mixlayer emulator on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
-    uvicorn.run(
-        create_app(state),
-        host=args.host,
-        port=args.port,
+    if args.access_log:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        access = logging.getLogger("mixlayer_embeddings.emulator.access")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+    print(
+        f"mixlayer emulator {__version__} serving {EMBEDDING_MODEL} (lexical vectors, not "
+        f"Qwen3) on {base_url}\n"
+        "Point a client at it:\n"
+        f"  export {BASE_URL_ENV}={base_url}\n"
+        f"  export {API_KEY_ENV}={key}\n"
+        f"  export {MODEL_ENV}={EMBEDDING_MODEL}\n"
+        "Ctrl-C stops it.",
+        file=sys.stderr,
+        flush=True,
+    )
+    executor = (
+        concurrent.futures.ProcessPoolExecutor(max_workers=args.workers)
+        if args.workers > 0
+        else None
+    )
+    config = uvicorn.Config(
+        create_app(state, executor=executor),
         log_level="warning",
         http="h11",
         lifespan="off",
         access_log=False,
+        timeout_keep_alive=30,
     )
+    server = uvicorn.Server(config)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+        sock.close()
+    print("mixlayer-emulator: stopped.", file=sys.stderr)
     return 0
 
 
