@@ -62,7 +62,7 @@ def test_version_and_help_show_every_default(capsys) -> None:
 def running(monkeypatch):
     """The CLI in a child process on a free port, with the access log on."""
     env = {**os.environ, "MIXLAYER_API_KEY": "cli-key", "PYTHONUNBUFFERED": "1"}
-    child = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+    child = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -72,7 +72,7 @@ def running(monkeypatch):
             "--access-log",
             "--latency-ms",
             "300",
-        ],  # fmt: skip
+        ],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
@@ -105,9 +105,11 @@ def test_it_announces_copy_pasteable_exports_and_logs_each_request(running) -> N
     # A client that gives up during the latency: at most one line, never a traceback.
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
-            f"{base_url}/embeddings", json={"model": MODEL, "input": "x"}, headers=headers,
+            f"{base_url}/embeddings",
+            json={"model": MODEL, "input": "x"},
+            headers=headers,
             timeout=0.05,
-        )  # fmt: skip
+        )
     time.sleep(0.6)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=10)

@@ -25,9 +25,9 @@ def first_line(exc: BaseException) -> str:
 
 def test_404_names_the_url_and_the_missing_v1(mixlayer_emulator) -> None:
     root = mixlayer_emulator.base_url.removesuffix("/v1")
-    with MixlayerClient(api_key=mixlayer_emulator.api_key, model=MODEL, base_url=root) as client:
-        with pytest.raises(NotFoundError) as info:
-            client.embed("x")
+    client = MixlayerClient(api_key=mixlayer_emulator.api_key, model=MODEL, base_url=root)
+    with client, pytest.raises(NotFoundError) as info:
+        client.embed("x")
     assert first_line(info.value) == (
         f"Error code: 404 Not Found: Not Found (POST {root}/embeddings); the URL has no /v1: "
         "the base URL should end in /v1"
@@ -35,11 +35,17 @@ def test_404_names_the_url_and_the_missing_v1(mixlayer_emulator) -> None:
 
 
 def test_connection_error_names_attempts_time_and_timeout() -> None:
-    with MixlayerClient(
-        api_key=KEY, model=MODEL, base_url="http://127.0.0.1:9/v1", max_retries=2, timeout=(3, 20)
-    ) as client:
-        with pytest.raises(APIConnectionError) as info:
-            client.embed("x")
+    with (
+        MixlayerClient(
+            api_key=KEY,
+            model=MODEL,
+            base_url="http://127.0.0.1:9/v1",
+            max_retries=2,
+            timeout=(3, 20),
+        ) as client,
+        pytest.raises(APIConnectionError) as info,
+    ):
+        client.embed("x")
     line = first_line(info.value)
     assert line.startswith(
         "Connection error (POST http://127.0.0.1:9/v1/embeddings): [Errno 111] Connection refused"
@@ -51,15 +57,17 @@ def test_connection_error_names_attempts_time_and_timeout() -> None:
 
 def test_timeout_names_the_timeout_that_applied(mixlayer_emulator) -> None:
     mixlayer_emulator.state.latency_ms = 400
-    with MixlayerClient(
-        api_key=mixlayer_emulator.api_key,
-        model=MODEL,
-        base_url=mixlayer_emulator.base_url,
-        max_retries=1,
-        timeout=(2, 0.1),
-    ) as client:
-        with pytest.raises(APITimeoutError) as info:
-            client.embed("x")
+    with (
+        MixlayerClient(
+            api_key=mixlayer_emulator.api_key,
+            model=MODEL,
+            base_url=mixlayer_emulator.base_url,
+            max_retries=1,
+            timeout=(2, 0.1),
+        ) as client,
+        pytest.raises(APITimeoutError) as info,
+    ):
+        client.embed("x")
     assert first_line(info.value).startswith(
         f"Request timed out (POST {mixlayer_emulator.base_url}/embeddings): ReadTimeout, no "
         "answer within the read timeout of 0.1 s; 2 attempts over "
@@ -94,9 +102,9 @@ def test_input_rejected_says_it_once() -> None:
 
 @pytest.mark.parametrize("dimensions", [0, 5000, -1])
 def test_range_errors_give_the_range(dimensions) -> None:
-    with MixlayerClient(api_key=KEY, model=MODEL) as client:
-        with pytest.raises(InvalidParameterError) as info:
-            client.embed("x", dimensions=dimensions)
+    client = MixlayerClient(api_key=KEY, model=MODEL)
+    with client, pytest.raises(InvalidParameterError) as info:
+        client.embed("x", dimensions=dimensions)
     assert first_line(info.value) == (
         f"dimensions must be an integer from 32 to 4096 for Qwen3 Embedding 8B, got {dimensions}"
     )

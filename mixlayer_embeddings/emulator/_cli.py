@@ -73,8 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=0,
-        help="processes computing vectors, so concurrent requests run in parallel "
-        "(0: one thread)",
+        help="processes computing vectors, so concurrent requests run in parallel (0: one thread)",
     )
     parser.add_argument(
         "--access-log",
