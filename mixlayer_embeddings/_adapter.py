@@ -171,7 +171,12 @@ def progress_bar(
             "show_progress_bar=True needs tqdm: pip install 'mixlayer-embeddings[progress]'"
         ) from exc
     with tqdm(total=total, desc=desc, unit="text") as bar:
-        yield bar.update
+        try:
+            yield bar.update
+        except BaseException:
+            # A failed call's half-drawn bar is wiped, so the error is what stays on screen.
+            bar.leave = False
+            raise
 
 
 class AdapterCore:
