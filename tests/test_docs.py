@@ -19,10 +19,9 @@ def python_blocks(page: Path) -> list[str]:
     return _BLOCK.findall(page.read_text(encoding="utf-8"))
 
 
-def test_every_page_has_python_blocks() -> None:
-    assert {p.name for p in PAGES} >= {"README.md", "langchain.md", "llama-index.md"}
-    for page in PAGES:
-        assert python_blocks(page), page
+def test_the_framework_pages_have_python_blocks() -> None:
+    for name in ("README.md", "docs/langchain.md", "docs/llama-index.md"):
+        assert python_blocks(ROOT / name), name
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
@@ -44,4 +43,5 @@ def test_code_blocks_run(page: Path, mixlayer_emulator, monkeypatch, capsys) -> 
         for name in sorted(set(namespace) - before):
             if name.startswith("test_") and callable(namespace[name]):
                 namespace[name](mixlayer_emulator)
-    assert capsys.readouterr().out  # the pages' prints printed something
+    if python_blocks(page):
+        assert capsys.readouterr().out  # the pages' prints printed something
