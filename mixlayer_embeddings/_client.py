@@ -17,8 +17,18 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -41,14 +51,22 @@ from ._exceptions import (
     APIError,
     BadRequestError,
     InputRejectedError,
+    InvalidInputError,
     InvalidParameterError,
     RateLimitError,
     make_status_error,
     translate_transport_error,
 )
-from ._models import EmbeddingResponse, Usage
+from ._models import EmbeddingResponse
 from ._options import EmbedOptions
 from ._response import ParsedBatch, parse_embedding_response
+from ._results import (
+    ArrayCollector,
+    Collector,
+    EmbeddedBatch,
+    EmbeddingArray,
+    ListCollector,
+)
 from ._retry import MAX_RETRY_AFTER, is_testing, paced_delay, parse_retry_after, retry_delay
 from ._validation import (
     EmbeddingInput,
@@ -89,6 +107,10 @@ class _Batch:
     start: int
     items: list[Item]
 
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.items)
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -100,6 +122,8 @@ class _Plan:
     dimensions: int | None
     model: str
     total: int
+    #: Vectors are kept as their float32 bytes (for the numpy path), never as floats.
+    raw: bool = False
 
 
 def _options(
@@ -303,7 +327,16 @@ class _BaseClient(Generic[HttpClientT]):
 
     # -- pure steps -----------------------------------------------------------------------
 
-    def _plan(self, input: EmbeddingInput, options: EmbedOptions, model: str | None) -> _Plan:
+    def _plan(
+        self,
+        input: EmbeddingInput,
+        options: EmbedOptions,
+        model: str | None,
+        *,
+        raw: bool = False,
+        lazy: bool = False,
+    ) -> _Plan:
+        """Validate a call. ``lazy``: the input is a stream, batched as it is read."""
         chosen_model = self._settings.model if model is None else model
         if not isinstance(chosen_model, str) or not chosen_model.strip():
             raise InvalidParameterError(
@@ -311,6 +344,10 @@ class _BaseClient(Generic[HttpClientT]):
             )
         spec = self._settings.spec if model is None else lookup_model(chosen_model)
         options.validate(spec)
+        if lazy:
+            return _Plan(
+                options.body(chosen_model), [], False, options.dimensions, chosen_model, -1, raw
+            )
         normalized: NormalizedInput = normalize_input(input)
         items = normalized.items
         return _Plan(
@@ -320,7 +357,93 @@ class _BaseClient(Generic[HttpClientT]):
             dimensions=options.dimensions,
             model=chosen_model,
             total=len(items),
+            raw=raw,
         )
+
+    def _chunk(self, start: int, texts: list[Any]) -> _Batch:
+        """One batch of a streamed input, validated; bad items are named by input index."""
+        try:
+            normalized = normalize_input(texts)
+        except InvalidInputError as exc:
+            raise InvalidInputError(
+                str(exc).split(" (input ind")[0], indexes=[start + i for i in exc.indexes]
+            ) from None
+        return _Batch(start, normalized.items)
+
+    def _stream_batches(self, texts: Iterable[Any]) -> Iterator[_Batch]:
+        chunk: list[Any] = []
+        start = 0
+        for text in texts:
+            chunk.append(text)
+            if len(chunk) == self.batch_size:
+                yield self._chunk(start, chunk)
+                start += len(chunk)
+                chunk = []
+        if chunk:
+            yield self._chunk(start, chunk)
+
+    def _collector(self, plan: _Plan, *, offset: int = 0) -> ListCollector | ArrayCollector:
+        make = ArrayCollector if plan.raw else ListCollector
+        return make(plan.total, plan.model, plan.dimensions, offset=offset)
+
+    @staticmethod
+    def _settle(
+        collector: Collector, batch: _Batch, outcome: ParsedBatch | BaseException
+    ) -> BaseException | None:
+        """Record one batch's outcome; return its error, if it failed."""
+        if isinstance(outcome, ParsedBatch):
+            collector.add(batch.start, outcome)
+            return None
+        if isinstance(outcome, InputRejectedError):
+            # The bisection's accepted halves are kept: only the refused items fail.
+            for start, parsed in outcome.accepted:
+                collector.add(start, parsed)
+            for index in outcome.indexes:
+                collector.fail(index, index + 1, outcome)
+        elif isinstance(outcome, APIError):
+            collector.fail(batch.start, batch.stop, outcome)
+        return outcome
+
+    def _streamed(
+        self, plan: _Plan, batch: _Batch, outcome: ParsedBatch | BaseException
+    ) -> EmbeddedBatch[Any]:
+        """A streamed batch's result, or its error raised with what the batch did embed."""
+        collector = self._collector(replace(plan, total=len(batch.items)), offset=batch.start)
+        error = self._settle(collector, batch, outcome)
+        if error is None:
+            if isinstance(collector, ArrayCollector):
+                return EmbeddedBatch(batch.start, collector.array().vectors, collector.usage)
+            return EmbeddedBatch(batch.start, collector.response().embeddings, collector.usage)
+        if isinstance(error, APIError):
+            error.partial = collector.partial()
+        raise error
+
+    @staticmethod
+    def _finish(
+        plan: _Plan,
+        collector: ListCollector | ArrayCollector,
+        settled: set[int],
+        rejected: list[InputRejectedError],
+        fatal: BaseException | None,
+    ) -> None:
+        """Raise what failed, carrying what succeeded; return when everything succeeded."""
+        if fatal is None and not rejected:
+            return
+        if fatal is not None and not isinstance(fatal, APIError):
+            raise fatal  # an interrupt, or a bug: nothing to attach
+        for batch in plan.batches:
+            if batch.start not in settled:
+                collector.fail(batch.start, batch.stop, None)
+        error: APIError
+        if fatal is not None:
+            error = fatal
+        elif len(rejected) == 1 and len(plan.batches) == 1:
+            error = rejected[0]  # its own message is exact: the batch is the whole call
+        else:
+            error = InputRejectedError.combine(rejected, plan.total)
+        if len(plan.batches) > 1 or rejected:
+            error.partial = collector.partial()
+        raise error
 
     def _build_request(self, plan: _Plan, batch: list[Item]) -> httpx.Request:
         body = dict(plan.body)
@@ -351,15 +474,17 @@ class _BaseClient(Generic[HttpClientT]):
             if len(batch.items) == 1:
                 raise InputRejectedError.from_refusal(refused, [batch.start]) from refused
             logger.info("batch of %d refused as invalid_input; bisecting", len(batch.items))
-            culprits = yield from self._bisect_flow(plan, batch)
-            raise InputRejectedError.from_refusal(
-                refused, culprits, batch_size=len(batch.items)
-            ) from refused
+            accepted: list[tuple[int, ParsedBatch]] = []
+            culprits = yield from self._bisect_flow(plan, batch, accepted)
+            error = InputRejectedError.from_refusal(refused, culprits, batch_size=len(batch.items))
+            error.accepted = accepted
+            raise error from refused
 
     def _bisect_flow(
-        self, plan: _Plan, batch: _Batch
+        self, plan: _Plan, batch: _Batch, accepted: list[tuple[int, ParsedBatch]]
     ) -> Generator[httpx.Request | _Sleep, _Outcome, list[int]]:
-        """Input indexes of the items the service refuses, found by halving the batch."""
+        """Input indexes of the items the service refuses, found by halving the batch; the
+        halves it accepts are appended to ``accepted``, so their vectors are not lost."""
         if len(batch.items) == 1:
             return [batch.start]
         middle = len(batch.items) // 2
@@ -369,11 +494,13 @@ class _BaseClient(Generic[HttpClientT]):
             _Batch(batch.start + middle, batch.items[middle:]),
         ):
             try:
-                yield from self._send_flow(plan, half.items)
+                parsed = yield from self._send_flow(plan, half.items)
             except BadRequestError as refused:
                 if refused.code != "invalid_input":
                     raise
-                culprits += yield from self._bisect_flow(plan, half)
+                culprits += yield from self._bisect_flow(plan, half, accepted)
+            else:
+                accepted.append((half.start, parsed))
         return culprits
 
     def _send_flow(self, plan: _Plan, batch: list[Item]) -> _Flow:
@@ -405,7 +532,10 @@ class _BaseClient(Generic[HttpClientT]):
                 if outcome.is_success:
                     self._limit.on_success()
                     return parse_embedding_response(
-                        outcome, expected_count=len(batch), dimensions=plan.dimensions
+                        outcome,
+                        expected_count=len(batch),
+                        dimensions=plan.dimensions,
+                        raw=plan.raw,
                     )
                 error = make_status_error(outcome)
                 if outcome.status_code == 429:
@@ -440,15 +570,10 @@ class _BaseClient(Generic[HttpClientT]):
             if not (isinstance(error, RateLimitError) and self._limit.pause_left() > 0):
                 yield _Sleep(0.0 if is_testing() else delay)
 
-    @staticmethod
-    def _assemble(plan: _Plan, parsed: Sequence[ParsedBatch]) -> EmbeddingResponse:
-        embeddings: list[list[float]] = []
-        usage = Usage()
-        for batch in parsed:
-            embeddings.extend(batch.embeddings)
-            usage = usage + batch.usage
-        model = next((b.model for b in parsed if b.model), plan.model)
-        return EmbeddingResponse(embeddings, model, usage, requests=len(parsed))
+
+async def _aiter_batches(batches: Sequence[_Batch]) -> AsyncIterator[_Batch]:
+    for batch in batches:
+        yield batch
 
 
 class _LoopPool:
@@ -580,16 +705,104 @@ class MixlayerClient(_BaseClient[httpx.Client]):
     ) -> EmbeddingResponse:
         """``embed`` with its options as one ``EmbedOptions`` value (what the adapters use)."""
         plan = self._plan(input, options, model)
+        collector = self._run(plan, on_progress)
+        assert isinstance(collector, ListCollector)
+        return collector.response()
 
-        def run(batch: _Batch) -> ParsedBatch:
-            parsed = self._drive(self._batch_flow(plan, batch))
-            if on_progress is not None:
-                on_progress(len(batch.items))
-            return parsed
+    def embed_array(
+        self,
+        input: EmbeddingInput,
+        *,
+        model: str | None = None,
+        input_type: str | None = None,
+        dimensions: int | None = None,
+        normalize: bool | None = None,
+        truncate: bool | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> EmbeddingArray:
+        """Embed into one C-contiguous float32 numpy array of shape (N, D) (the ``numpy``
+        extra). Vectors go from the base64 bytes straight into the array: no Python float is
+        made, so memory stays near the array's own size."""
+        options = _options(
+            input_type=input_type,
+            dimensions=dimensions,
+            encoding_format=None,
+            normalize=normalize,
+            truncate=truncate,
+            extra_body=extra_body,
+        )
+        plan = self._plan(input, options, model, raw=True)
+        collector = self._run(plan, on_progress)
+        assert isinstance(collector, ArrayCollector)
+        return collector.array()
 
-        if len(plan.batches) <= 1 or self.max_concurrency == 1:
-            return self._assemble(plan, [run(batch) for batch in plan.batches])
-        return self._assemble(plan, self._run_in_threads(run, plan.batches))
+    def _run(
+        self, plan: _Plan, on_progress: ProgressCallback | None
+    ) -> ListCollector | ArrayCollector:
+        collector = self._collector(plan)
+        settled: set[int] = set()
+        rejected: list[InputRejectedError] = []
+        fatal: BaseException | None = None
+        outcomes = self._outcomes(
+            plan,
+            iter(plan.batches),
+            ordered=False,
+            inline=len(plan.batches) <= 1 or self.max_concurrency == 1,
+        )
+        try:
+            for batch, outcome in outcomes:
+                settled.add(batch.start)
+                error = self._settle(collector, batch, outcome)
+                if error is None:
+                    if on_progress is not None:
+                        on_progress(len(batch.items))
+                elif isinstance(error, InputRejectedError):
+                    rejected.append(error)  # the other batches go on
+                else:
+                    fatal = error
+                    break
+        finally:
+            outcomes.close()  # drops the batches not started
+        self._finish(plan, collector, settled, rejected, fatal)
+        return collector
+
+    def iter_embed(
+        self,
+        texts: Iterable[str] | Iterable[Sequence[int]],
+        *,
+        model: str | None = None,
+        input_type: str | None = None,
+        dimensions: int | None = None,
+        normalize: bool | None = None,
+        truncate: bool | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        as_array: bool = False,
+    ) -> Iterator[EmbeddedBatch[Any]]:
+        """Stream: read ``texts`` (any iterable, e.g. a generator over a huge file) in batches
+        of ``batch_size`` and yield each batch's vectors in input order as they complete.
+
+        At most ``max_concurrency`` batches are in flight or waiting to be consumed, so memory
+        stays bounded and a slow consumer slows the reading. ``as_array=True`` yields float32
+        numpy arrays. A batch that fails for good raises after everything before it was yielded;
+        its error's ``partial`` holds what that batch did embed (``partial.start`` is the
+        batch's first input index).
+        """
+        options = _options(
+            input_type=input_type,
+            dimensions=dimensions,
+            encoding_format=None,
+            normalize=normalize,
+            truncate=truncate,
+            extra_body=extra_body,
+        )
+        plan = self._plan([], options, model, raw=as_array, lazy=True)
+        outcomes = self._outcomes(plan, self._stream_batches(texts), ordered=True)
+        try:
+            for batch, outcome in outcomes:
+                yield self._streamed(plan, batch, outcome)
+        finally:
+            outcomes.close()
 
     def _drive(self, flow: _Flow) -> ParsedBatch:
         step = next(flow)
@@ -608,44 +821,67 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 
-    def _run_in_threads(
-        self, run: Callable[[_Batch], ParsedBatch], batches: list[_Batch]
-    ) -> list[ParsedBatch]:
-        pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(self.max_concurrency, len(batches)),
-            thread_name_prefix="mixlayer-embed",
-        )
-        # Results come back through a C-level SimpleQueue, not concurrent.futures.wait: an
-        # interrupt (Ctrl-C) landing inside wait()'s Python-level lock juggling can leave a
-        # future's lock held and deadlock the worker that completes it.
+    def _outcomes(
+        self, plan: _Plan, batches: Iterator[_Batch], *, ordered: bool, inline: bool = False
+    ) -> Generator[tuple[_Batch, ParsedBatch | BaseException], None, None]:
+        """Run batches on worker threads, at most ``max_concurrency`` in flight (``ordered``:
+        in flight or done but not yet taken), and yield each with its outcome: in completion
+        order, or in input order. Closing the generator drops the batches not yet started."""
         finished: queue.SimpleQueue[tuple[int, ParsedBatch | BaseException]] = queue.SimpleQueue()
 
         def work(position: int, batch: _Batch) -> None:
             try:
-                finished.put((position, run(batch)))
+                finished.put((position, self._drive(self._batch_flow(plan, batch))))
             except BaseException as exc:
                 finished.put((position, exc))
 
-        for position, batch in enumerate(batches):
-            pool.submit(work, position, batch)
-        parsed: list[ParsedBatch | None] = [None] * len(batches)
+        pool = (
+            None
+            if inline
+            else concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.max_concurrency, thread_name_prefix="mixlayer-embed"
+            )
+        )
+        pending: dict[int, _Batch] = {}
+        done: dict[int, tuple[_Batch, ParsedBatch | BaseException]] = {}
+        submitted = taken = 0
+        exhausted = False
         try:
-            remaining = len(batches)
-            while remaining:
+            while True:
+                while not exhausted and len(pending) + len(done) < self.max_concurrency:
+                    batch = next(batches, None)
+                    if batch is None:
+                        exhausted = True
+                        break
+                    if pool is None:
+                        work(submitted, batch)
+                    else:
+                        pool.submit(work, submitted, batch)
+                    pending[submitted] = batch
+                    submitted += 1
+                if ordered and taken in done:
+                    yield done.pop(taken)
+                    taken += 1
+                    continue
+                if not pending:
+                    return
                 try:
-                    # A timeout, so the caller's thread notices Ctrl-C within 0.1 s.
+                    # A timeout, so the caller's thread notices Ctrl-C within 0.1 s. A C-level
+                    # SimpleQueue, not concurrent.futures.wait: an interrupt inside wait()'s
+                    # Python-level locking can deadlock the worker completing a future.
                     position, outcome = finished.get(timeout=0.1)
                 except queue.Empty:
                     continue
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                parsed[position] = outcome
-                remaining -= 1
-            return parsed  # type: ignore[return-value]  # every slot was filled above
+                result = (pending.pop(position), outcome)
+                if ordered:
+                    done[position] = result
+                else:
+                    yield result
         finally:
-            # On an error or Ctrl-C, drop the batches not yet started and return at once;
-            # the ones in flight end with their request.
-            pool.shutdown(wait=False, cancel_futures=True)
+            # On an error, a close or Ctrl-C: drop the batches not yet started and return at
+            # once; the ones in flight end with their request.
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._owns_http:
@@ -761,26 +997,155 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
     ) -> EmbeddingResponse:
         """``embed`` with its options as one ``EmbedOptions`` value (what the adapters use)."""
         plan = self._plan(input, options, model)
+        collector = await self._run(plan, on_progress)
+        assert isinstance(collector, ListCollector)
+        return collector.response()
+
+    async def embed_array(
+        self,
+        input: EmbeddingInput,
+        *,
+        model: str | None = None,
+        input_type: str | None = None,
+        dimensions: int | None = None,
+        normalize: bool | None = None,
+        truncate: bool | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> EmbeddingArray:
+        """``MixlayerClient.embed_array``, awaited."""
+        options = _options(
+            input_type=input_type,
+            dimensions=dimensions,
+            encoding_format=None,
+            normalize=normalize,
+            truncate=truncate,
+            extra_body=extra_body,
+        )
+        plan = self._plan(input, options, model, raw=True)
+        collector = await self._run(plan, on_progress)
+        assert isinstance(collector, ArrayCollector)
+        return collector.array()
+
+    async def _run(
+        self, plan: _Plan, on_progress: ProgressCallback | None
+    ) -> ListCollector | ArrayCollector:
+        collector = self._collector(plan)
+        settled: set[int] = set()
+        rejected: list[InputRejectedError] = []
+        fatal: BaseException | None = None
+        outcomes = self._outcomes(plan, _aiter_batches(plan.batches), ordered=False)
+        try:
+            async for batch, outcome in outcomes:
+                settled.add(batch.start)
+                error = self._settle(collector, batch, outcome)
+                if error is None:
+                    if on_progress is not None:
+                        on_progress(len(batch.items))
+                elif isinstance(error, InputRejectedError):
+                    rejected.append(error)  # the other batches go on
+                else:
+                    fatal = error
+                    break
+        finally:
+            await outcomes.aclose()  # cancels the requests still in flight
+        self._finish(plan, collector, settled, rejected, fatal)
+        return collector
+
+    async def iter_embed(
+        self,
+        texts: Iterable[str] | Iterable[Sequence[int]] | AsyncIterable[Any],
+        *,
+        model: str | None = None,
+        input_type: str | None = None,
+        dimensions: int | None = None,
+        normalize: bool | None = None,
+        truncate: bool | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        as_array: bool = False,
+    ) -> AsyncIterator[EmbeddedBatch[Any]]:
+        """``MixlayerClient.iter_embed`` as an async iterator; ``texts`` may also be an async
+        iterable."""
+        options = _options(
+            input_type=input_type,
+            dimensions=dimensions,
+            encoding_format=None,
+            normalize=normalize,
+            truncate=truncate,
+            extra_body=extra_body,
+        )
+        plan = self._plan([], options, model, raw=as_array, lazy=True)
+        outcomes = self._outcomes(plan, self._astream_batches(texts), ordered=True)
+        try:
+            async for batch, outcome in outcomes:
+                yield self._streamed(plan, batch, outcome)
+        finally:
+            await outcomes.aclose()
+
+    async def _astream_batches(
+        self, texts: Iterable[Any] | AsyncIterable[Any]
+    ) -> AsyncIterator[_Batch]:
+        if not isinstance(texts, AsyncIterable):
+            for batch in self._stream_batches(texts):
+                yield batch
+            return
+        chunk: list[Any] = []
+        start = 0
+        async for text in texts:
+            chunk.append(text)
+            if len(chunk) == self.batch_size:
+                yield self._chunk(start, chunk)
+                start += len(chunk)
+                chunk = []
+        if chunk:
+            yield self._chunk(start, chunk)
+
+    async def _outcomes(
+        self, plan: _Plan, batches: AsyncIterator[_Batch], *, ordered: bool
+    ) -> AsyncGenerator[tuple[_Batch, ParsedBatch | BaseException], None]:
+        """``MixlayerClient._outcomes`` with tasks: at most ``max_concurrency`` in flight (or,
+        ``ordered``, done but not yet taken). Closing it cancels the requests in flight."""
         gate = await self._bind_loop()
 
-        async def run(batch: _Batch) -> ParsedBatch:
-            parsed = await self._drive(self._batch_flow(plan, batch), gate)
-            if on_progress is not None:
-                on_progress(len(batch.items))
-            return parsed
+        async def work(batch: _Batch) -> ParsedBatch:
+            return await self._drive(self._batch_flow(plan, batch), gate)
 
-        if len(plan.batches) <= 1:
-            return self._assemble(plan, [await run(batch) for batch in plan.batches])
-        tasks = [asyncio.ensure_future(run(batch)) for batch in plan.batches]
+        tasks: dict[asyncio.Task[ParsedBatch], tuple[int, _Batch]] = {}
+        done: dict[int, tuple[_Batch, ParsedBatch | BaseException]] = {}
+        submitted = taken = 0
+        exhausted = False
         try:
-            parsed = await asyncio.gather(*tasks)
-        except BaseException:
-            # One batch failed or the caller was cancelled: stop every request still in flight.
+            while True:
+                while not exhausted and len(tasks) + len(done) < self.max_concurrency:
+                    try:
+                        batch = await batches.__anext__()
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    tasks[asyncio.ensure_future(work(batch))] = (submitted, batch)
+                    submitted += 1
+                if ordered and taken in done:
+                    yield done.pop(taken)
+                    taken += 1
+                    continue
+                if not tasks:
+                    return
+                finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    position, batch = tasks.pop(task)
+                    failure = task.exception()
+                    outcome = failure if failure is not None else task.result()
+                    if ordered:
+                        done[position] = (batch, outcome)
+                    else:
+                        yield batch, outcome
+        finally:
+            # One batch failed, the consumer stopped, or the caller was cancelled: stop every
+            # request still in flight.
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        return self._assemble(plan, parsed)
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _drive(self, flow: _Flow, gate: _AsyncGate) -> ParsedBatch:
         step = next(flow)

@@ -58,7 +58,13 @@ _MAX_INDEXES_IN_MESSAGE = 20
 
 
 class MixlayerError(Exception):
-    """Base class of every error raised by mixlayer-embeddings."""
+    """Base class of every error raised by mixlayer-embeddings.
+
+    ``partial``: when a call of several batches fails for good, a ``PartialResult`` holding
+    the vectors that did succeed (by input index) and the ranges that failed; else None.
+    """
+
+    partial: Any = None
 
 
 class ConfigurationError(MixlayerError, ValueError):
@@ -188,6 +194,30 @@ class InputRejectedError(BadRequestError):
     ) -> None:
         super().__init__(message, response=response, body=body, code=code, type=type, detail=detail)
         self.indexes: list[int] = list(indexes)
+        #: (input index of the first item, vectors) of the parts of the batch that were accepted.
+        self.accepted: list[Any] = []
+
+    @classmethod
+    def combine(cls, errors: Sequence[InputRejectedError], total: int) -> InputRejectedError:
+        """One error for a call whose batches refused items: every refused item, named once."""
+        indexes = sorted(i for e in errors for i in e.indexes)
+        shown = ", ".join(str(i) for i in indexes[:_MAX_INDEXES_IN_MESSAGE])
+        more = len(indexes) - _MAX_INDEXES_IN_MESSAGE
+        suffix = f" and {more} more" if more > 0 else ""
+        noun = "item" if len(indexes) == 1 else "items"
+        first = errors[0]
+        batches = "1 batch" if len(errors) == 1 else f"{len(errors)} batches"
+        return cls(
+            f"The service refused input {noun} {shown}{suffix} ({first.code}: {first.detail}) in "
+            f"{batches}; the other {total - len(indexes)} items were embedded (see .partial). "
+            "Retry without them, or with truncate=True if they are too long.",
+            response=first.response,
+            body=first.body,
+            code=first.code,
+            type=first.type,
+            detail=first.detail,
+            indexes=indexes,
+        )
 
     @classmethod
     def from_refusal(

@@ -22,11 +22,18 @@ _BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 @dataclass(frozen=True)
 class ParsedBatch:
-    """The vectors of one request, already in the order of that request's items."""
+    """The vectors of one request, already in the order of that request's items.
 
-    embeddings: list[list[float]]
+    With ``raw=True`` parsing, each vector is its little-endian float32 bytes (no Python float
+    is made); the numpy path checks their finiteness once they are in the array.
+    """
+
+    embeddings: list[list[float]] | list[bytes]
     model: str
     usage: Usage
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
 
 
 def _strict_b64decode(encoded: str) -> bytes:
@@ -56,6 +63,27 @@ def _fail(message: str, response: httpx.Response, body: object = None) -> Respon
     )
 
 
+def _raw_vector(raw: object, index: int, response: httpx.Response) -> bytes:
+    """The vector as little-endian float32 bytes, decoded straight from base64."""
+    if isinstance(raw, str):
+        try:
+            data = _strict_b64decode(raw)
+        except (binascii.Error, ValueError) as exc:
+            raise _fail(f"data item with index {index} has bad base64: {exc}", response) from exc
+        if len(data) % 4:
+            raise _fail(
+                f"data item with index {index} has bad base64: {len(data)} bytes is not a whole "
+                "number of float32 values",
+                response,
+            )
+        return data
+    # The service ignored base64 and sent floats: pack them (this makes floats, unavoidably).
+    values = array("f", _vector(raw, index, response))
+    if _BIG_ENDIAN_HOST:  # pragma: no cover - little-endian hosts
+        values.byteswap()
+    return values.tobytes()
+
+
 def _vector(raw: object, index: int, response: httpx.Response) -> list[float]:
     if isinstance(raw, str):
         try:
@@ -78,7 +106,7 @@ def _vector(raw: object, index: int, response: httpx.Response) -> list[float]:
 
 
 def parse_embedding_response(
-    response: httpx.Response, *, expected_count: int, dimensions: int | None
+    response: httpx.Response, *, expected_count: int, dimensions: int | None, raw: bool = False
 ) -> ParsedBatch:
     """Place every vector by its ``index`` field, never by position, and refuse anything odd.
 
@@ -104,7 +132,8 @@ def parse_embedding_response(
     if len(data) != expected_count:
         raise _fail(f"{len(data)} embeddings for {expected_count} inputs", response, body)
 
-    slots: list[list[float] | None] = [None] * expected_count
+    decode = _raw_vector if raw else _vector
+    slots: list[list[float] | bytes | None] = [None] * expected_count
     for position, item in enumerate(data):
         index = item.get("index") if isinstance(item, dict) else None
         if not isinstance(index, int) or isinstance(index, bool):
@@ -115,10 +144,11 @@ def parse_embedding_response(
             )
         if slots[index] is not None:
             raise _fail(f"index {index} appears more than once", response, body)
-        slots[index] = _vector(item.get("embedding"), index, response)
+        slots[index] = decode(item.get("embedding"), index, response)
 
-    vectors: list[list[float]] = slots  # type: ignore[assignment]  # count + uniqueness => full
-    lengths = {len(v) for v in vectors}
+    vectors: list[list[float]] | list[bytes] = slots  # type: ignore[assignment]  # all filled
+    width = 4 if raw else 1
+    lengths = {len(v) // width for v in vectors}
     if dimensions is not None and lengths != {dimensions}:
         raise _fail(
             f"vectors of length {sorted(lengths)} where dimensions={dimensions} was asked",

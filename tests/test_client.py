@@ -595,8 +595,23 @@ def test_a_refused_batch_is_bisected_to_name_the_offending_items(flavour) -> Non
         texts[i] = f"bad {i}"
     with pytest.raises(InputRejectedError) as info:
         embed(flavour, handler, texts, client_kwargs={"batch_size": 30})
-    assert sorted(info.value.indexes) in ([3], [41, 42])  # the first batch to fail is reported
-    assert "Retry without them" in str(info.value)
+    # Every refused item of every batch is named, and the valid items' vectors are kept.
+    assert info.value.indexes == [3, 41, 42]
+    assert str(info.value) == (
+        "The service refused input items 3, 41, 42 (invalid_input: input too long) in 2 "
+        "batches; the other 57 items were embedded (see .partial). Retry without them, or with "
+        "truncate=True if they are too long."
+    )
+    partial = info.value.partial
+    assert partial.failed_indexes == [3, 41, 42]
+    for i, vector in enumerate(partial.embeddings):
+        assert vector == (None if i in (3, 41, 42) else vector_for(texts[i]))
+    # Retrying only the failed inputs is one call, and fill() puts them in place.
+    fixed = [f"fixed {i}" for i in partial.failed_indexes]
+    merged = partial.fill(embed(flavour, service, fixed).embeddings)
+    assert merged == [
+        vector_for(f"fixed {i}") if i in (3, 41, 42) else vector_for(t) for i, t in enumerate(texts)
+    ]
     assert info.value.code == "invalid_input"
     assert isinstance(info.value, BadRequestError)
 

@@ -1,0 +1,225 @@
+"""What a call gives back: whole responses, streamed batches, numpy arrays, and what survives a
+failure.
+
+Every batch a call completes goes through one ``Collector`` (lists or a numpy array), shared by
+the sync and async clients. When a multi-batch call fails for good, the collector turns what it
+holds into a ``PartialResult`` on the raised error: the vectors that did succeed, by input index,
+and the ranges that failed, so retrying only those is one call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._exceptions import APIError, ResponseValidationError
+from ._models import EmbeddingResponse, Usage
+from ._response import ParsedBatch
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "ArrayCollector",
+    "Collector",
+    "EmbeddedBatch",
+    "EmbeddingArray",
+    "FailedRange",
+    "ListCollector",
+    "PartialResult",
+]
+
+VectorsT = TypeVar("VectorsT")
+
+
+@dataclass(frozen=True)
+class EmbeddedBatch(Generic[VectorsT]):
+    """One batch of a streamed call: ``embeddings[i]`` belongs to input ``start + i``."""
+
+    start: int
+    embeddings: VectorsT
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.embeddings)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"EmbeddedBatch(start={self.start}, stop={self.stop}, usage={self.usage!r})"
+
+
+@dataclass(frozen=True)
+class EmbeddingArray:
+    """``vectors`` is a C-contiguous float32 array of shape (N, D); row i belongs to input i."""
+
+    vectors: npt.NDArray[np.float32]
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    requests: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"EmbeddingArray(vectors=<{self.vectors.shape[0]} x {self.vectors.shape[1]} float32>, "
+            f"model={self.model!r}, usage={self.usage!r}, requests={self.requests})"
+        )
+
+
+@dataclass(frozen=True)
+class FailedRange:
+    """Inputs ``start`` to ``stop`` (exclusive) have no vector: ``error`` says why, or is None
+    when the call stopped (after another batch failed) before they were sent."""
+
+    start: int
+    stop: int
+    error: APIError | None
+
+    @property
+    def indexes(self) -> range:
+        return range(self.start, self.stop)
+
+
+@dataclass
+class PartialResult:
+    """What a failed call did embed. ``embeddings[i]`` is input i's vector, or None when input
+    i is in a failed range. Retry the rest in one call, then merge::
+
+        try:
+            vectors = client.embed(texts).embeddings
+        except MixlayerError as exc:
+            if exc.partial is None:
+                raise
+            todo = exc.partial.failed_indexes
+            retried = client.embed([texts[i] for i in todo]).embeddings
+            vectors = exc.partial.fill(retried)
+    """
+
+    total: int
+    embeddings: list[Any]
+    failed: list[FailedRange]
+    usage: Usage = field(default_factory=Usage)
+    #: The input index of ``embeddings[0]`` (0 for ``embed``; a streamed batch's first index).
+    start: int = 0
+
+    @property
+    def failed_indexes(self) -> list[int]:
+        return [i for r in self.failed for i in r.indexes]
+
+    @property
+    def succeeded(self) -> int:
+        return self.total - len(self.failed_indexes)
+
+    def fill(self, retried: Sequence[Any]) -> list[Any]:
+        """Every vector in input order: ours, with ``retried`` (the vectors of
+        ``failed_indexes``, in that order) put in the gaps."""
+        todo = self.failed_indexes
+        if len(retried) != len(todo):
+            raise ValueError(f"{len(retried)} vectors for {len(todo)} failed inputs")
+        merged = list(self.embeddings)
+        for index, vector in zip(todo, retried, strict=True):
+            merged[index - self.start] = vector
+        return merged
+
+    def __repr__(self) -> str:
+        return (
+            f"PartialResult(succeeded={self.succeeded} of {self.total}, "
+            f"failed_ranges={[(r.start, r.stop) for r in self.failed]})"
+        )
+
+
+class Collector:
+    """Receives each completed batch (from any thread) and builds the call's result."""
+
+    def __init__(self, total: int, model: str, dimensions: int | None, *, offset: int = 0) -> None:
+        self.total = total
+        #: The input index of the first slot (a streamed batch's start).
+        self.offset = offset
+        self.model = model
+        self.dimensions = dimensions
+        self.usage = Usage()
+        self.requests = 0
+        self.failed: list[FailedRange] = []
+        self._lock = threading.Lock()
+
+    def add(self, start: int, parsed: ParsedBatch) -> None:
+        with self._lock:
+            self.usage = self.usage + parsed.usage
+            self.requests += 1
+            if parsed.model:
+                self.model = parsed.model
+            self._store(start - self.offset, parsed)
+
+    def fail(self, start: int, stop: int, error: APIError | None) -> None:
+        with self._lock:
+            self.failed.append(FailedRange(start, stop, error))
+
+    def _store(self, start: int, parsed: ParsedBatch) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def partial(self) -> PartialResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ListCollector(Collector):
+    """Vectors as ``list[float]``, placed by input index."""
+
+    def __init__(self, total: int, model: str, dimensions: int | None, *, offset: int = 0) -> None:
+        super().__init__(total, model, dimensions, offset=offset)
+        self._slots: list[list[float] | None] = [None] * total
+
+    def _store(self, start: int, parsed: ParsedBatch) -> None:
+        self._slots[start : start + len(parsed)] = parsed.embeddings  # type: ignore[assignment]
+
+    def response(self) -> EmbeddingResponse:
+        return EmbeddingResponse(
+            self._slots,  # type: ignore[arg-type]  # complete when no batch failed
+            self.model,
+            self.usage,
+            requests=self.requests,
+        )
+
+    def partial(self) -> PartialResult:
+        failed = sorted(self.failed, key=lambda r: r.start)
+        return PartialResult(self.total, self._slots, failed, self.usage, self.offset)
+
+
+class ArrayCollector(Collector):
+    """Vectors decoded from base64 bytes straight into one float32 array; no Python floats."""
+
+    def __init__(self, total: int, model: str, dimensions: int | None, *, offset: int = 0) -> None:
+        super().__init__(total, model, dimensions, offset=offset)
+        from ._numpy import numpy
+
+        self._np = numpy()
+        self._array: npt.NDArray[np.float32] | None = None
+        if dimensions is not None:
+            self._array = self._np.empty((total, dimensions), dtype=self._np.float32)
+
+    def _store(self, start: int, parsed: ParsedBatch) -> None:
+        raws: list[bytes] = parsed.embeddings  # type: ignore[assignment]
+        width = len(raws[0]) // 4 if raws else 0
+        if self._array is None:
+            self._array = self._np.empty((self.total, width), dtype=self._np.float32)
+        elif self._array.shape[1] != width:
+            raise ResponseValidationError(
+                f"vectors of length {width} after vectors of length {self._array.shape[1]}"
+            )
+        block = self._np.frombuffer(b"".join(raws), dtype="<f4").reshape(len(raws), width)
+        if not self._np.isfinite(block).all():
+            raise ResponseValidationError("the response holds NaN or infinite values")
+        self._array[start : start + len(raws)] = block
+
+    def array(self) -> EmbeddingArray:
+        vectors = self._array
+        if vectors is None:
+            vectors = self._np.empty((0, self.dimensions or 0), dtype=self._np.float32)
+        return EmbeddingArray(vectors, self.model, self.usage, self.requests)
+
+    def partial(self) -> PartialResult:
+        vectors = self._array
+        failed = {i - self.offset for r in self.failed for i in r.indexes}
+        rows = [None if vectors is None or i in failed else vectors[i] for i in range(self.total)]
+        ranges = sorted(self.failed, key=lambda r: r.start)
+        return PartialResult(self.total, rows, ranges, self.usage, self.offset)
