@@ -193,10 +193,14 @@ def test_iter_embed_yields_everything_before_a_failing_batch_then_raises() -> No
         return service(request)
 
     got = []
-    with client(handler, batch_size=10, max_concurrency=2, max_retries=1) as c:
-        with pytest.raises(InternalServerError) as info:
-            for batch in c.iter_embed(f"t{i}" for i in range(60)):
-                got.append(batch.start)
+
+    def consume(c: MixlayerClient) -> None:
+        for batch in c.iter_embed(f"t{i}" for i in range(60)):
+            got.append(batch.start)
+
+    c = client(handler, batch_size=10, max_concurrency=2, max_retries=1)
+    with c, pytest.raises(InternalServerError) as info:
+        consume(c)
     assert got == [0, 10]
     partial = info.value.partial
     assert partial.start == 20 and partial.failed_indexes == list(range(20, 30))
@@ -229,9 +233,9 @@ def test_a_batch_that_fails_for_good_keeps_the_others(flavour) -> None:
 
     texts = [f"t{i}" for i in range(40)]
     if flavour == "sync":
-        with client(handler, batch_size=10, max_concurrency=1, max_retries=0) as c:
-            with pytest.raises(InternalServerError) as info:
-                c.embed(texts)
+        c = client(handler, batch_size=10, max_concurrency=1, max_retries=0)
+        with c, pytest.raises(InternalServerError) as info:
+            c.embed(texts)
     else:
 
         async def go() -> None:
