@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ._extras import MissingExtraError
 
-__all__ = ["EXIT_MISSING_EXTRA", "demo", "emulator"]
+__all__ = ["EXIT_MISSING_EXTRA", "demo", "embed", "emulator"]
 
 #: Exit status when a command's extra is not installed (2 is argparse's usage error).
 EXIT_MISSING_EXTRA = 3
@@ -30,3 +30,7 @@ def emulator() -> int:
 
 def demo() -> int:
     return _run("mixlayer-demo", "mixlayer_embeddings.demo")
+
+
+def embed() -> int:
+    return _run("mixlayer-embed", "mixlayer_embeddings._bulk")

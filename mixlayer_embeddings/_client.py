@@ -169,6 +169,28 @@ def plan_batches(count: int, batch_size: int) -> list[tuple[int, int]]:
     return slices
 
 
+class Counters:
+    """What a client has sent so far, for summaries: requests, retries, 429s. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.rate_limited = 0
+
+    def count(self, *, requests: int = 0, retries: int = 0, rate_limited: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+            self.rate_limited += rate_limited
+
+    def __repr__(self) -> str:
+        return (
+            f"Counters(requests={self.requests}, retries={self.retries}, "
+            f"rate_limited={self.rate_limited})"
+        )
+
+
 class AdaptiveLimit:
     """How many requests may be in flight: halved on a 429, +1/limit per success (AIMD).
 
@@ -284,6 +306,8 @@ class _BaseClient(Generic[HttpClientT]):
         self.max_concurrency = max_concurrency
         #: Requests in flight: halves on 429, creeps back up on success (AIMD).
         self._limit = AdaptiveLimit(max_concurrency)
+        #: Requests sent, retries and 429s over the client's life.
+        self.counters = Counters()
         #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
         self._timeout = to_timeout(timeout)
         self._embeddings_url = self._settings.base_url.join("embeddings")
@@ -405,15 +429,25 @@ class _BaseClient(Generic[HttpClientT]):
         return outcome
 
     def _streamed(
-        self, plan: _Plan, batch: _Batch, outcome: ParsedBatch | BaseException
+        self,
+        plan: _Plan,
+        batch: _Batch,
+        outcome: ParsedBatch | BaseException,
+        skip_rejected: bool = False,
     ) -> EmbeddedBatch[Any]:
         """A streamed batch's result, or its error raised with what the batch did embed."""
         collector = self._collector(replace(plan, total=len(batch.items)), offset=batch.start)
         error = self._settle(collector, batch, outcome)
+        rejected: dict[int, str] = {}
+        if skip_rejected and isinstance(error, InputRejectedError):
+            rejected = {i: f"{error.code}: {error.detail}" for i in error.indexes}
+            error = None
         if error is None:
             if isinstance(collector, ArrayCollector):
-                return EmbeddedBatch(batch.start, collector.array().vectors, collector.usage)
-            return EmbeddedBatch(batch.start, collector.response().embeddings, collector.usage)
+                vectors: Any = collector.array(gaps=bool(rejected)).vectors
+            else:
+                vectors = collector.response().embeddings
+            return EmbeddedBatch(batch.start, vectors, collector.usage, rejected)
         if isinstance(error, APIError):
             error.partial = collector.partial()
         raise error
@@ -515,6 +549,7 @@ class _BaseClient(Generic[HttpClientT]):
             started = time.perf_counter()
             outcome = yield request
             elapsed_ms = (time.perf_counter() - started) * 1000
+            self.counters.count(requests=1, retries=int(attempts > 1))
             # The request has been sent: blank the key so no exception or log can carry it.
             request.headers["Authorization"] = _REDACTED
             logger.debug(
@@ -539,6 +574,7 @@ class _BaseClient(Generic[HttpClientT]):
                     )
                 error = make_status_error(outcome)
                 if outcome.status_code == 429:
+                    self.counters.count(rate_limited=1)
                     self._limit.on_throttle(parse_retry_after(outcome.headers))
                     logger.info("rate limited: concurrency now %d", self._limit.allowed)
             elif isinstance(outcome, httpx.RequestError):
@@ -778,6 +814,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         truncate: bool | None = None,
         extra_body: Mapping[str, Any] | None = None,
         as_array: bool = False,
+        skip_rejected: bool = False,
     ) -> Iterator[EmbeddedBatch[Any]]:
         """Stream: read ``texts`` (any iterable, e.g. a generator over a huge file) in batches
         of ``batch_size`` and yield each batch's vectors in input order as they complete.
@@ -786,7 +823,8 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         stays bounded and a slow consumer slows the reading. ``as_array=True`` yields float32
         numpy arrays. A batch that fails for good raises after everything before it was yielded;
         its error's ``partial`` holds what that batch did embed (``partial.start`` is the
-        batch's first input index).
+        batch's first input index). ``skip_rejected=True``: items the service refuses as
+        invalid do not stop the stream; their batch is yielded with ``rejected`` naming them.
         """
         options = _options(
             input_type=input_type,
@@ -800,7 +838,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         outcomes = self._outcomes(plan, self._stream_batches(texts), ordered=True)
         try:
             for batch, outcome in outcomes:
-                yield self._streamed(plan, batch, outcome)
+                yield self._streamed(plan, batch, outcome, skip_rejected)
         finally:
             outcomes.close()
 
@@ -1063,6 +1101,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         truncate: bool | None = None,
         extra_body: Mapping[str, Any] | None = None,
         as_array: bool = False,
+        skip_rejected: bool = False,
     ) -> AsyncIterator[EmbeddedBatch[Any]]:
         """``MixlayerClient.iter_embed`` as an async iterator; ``texts`` may also be an async
         iterable."""
@@ -1078,7 +1117,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         outcomes = self._outcomes(plan, self._astream_batches(texts), ordered=True)
         try:
             async for batch, outcome in outcomes:
-                yield self._streamed(plan, batch, outcome)
+                yield self._streamed(plan, batch, outcome, skip_rejected)
         finally:
             await outcomes.aclose()
 

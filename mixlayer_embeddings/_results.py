@@ -10,7 +10,7 @@ and the ranges that failed, so retrying only those is one call.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -42,6 +42,9 @@ class EmbeddedBatch(Generic[VectorsT]):
     start: int
     embeddings: VectorsT
     usage: Usage = field(default_factory=Usage)
+    #: With ``skip_rejected=True``: input index -> the service's reason, for the items it
+    #: refused; their rows are None (lists) or NaN (arrays).
+    rejected: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def stop(self) -> int:
@@ -211,8 +214,12 @@ class ArrayCollector(Collector):
             raise ResponseValidationError("the response holds NaN or infinite values")
         self._array[start : start + len(raws)] = block
 
-    def array(self) -> EmbeddingArray:
+    def array(self, *, gaps: bool = False) -> EmbeddingArray:
+        """The array; ``gaps``: rows of failed inputs are NaN (else they are undefined)."""
         vectors = self._array
+        if gaps and vectors is not None:
+            for failed in self.failed:
+                vectors[failed.start - self.offset : failed.stop - self.offset] = self._np.nan
         if vectors is None:
             vectors = self._np.empty((0, self.dimensions or 0), dtype=self._np.float32)
         return EmbeddingArray(vectors, self.model, self.usage, self.requests)

@@ -1,0 +1,545 @@
+"""``mixlayer-embed``: embed a file of texts into Parquet or .npy chunks, resumably.
+
+Reads ``.jsonl``, ``.csv``, ``.txt`` (one text per line) or ``.parquet`` as a stream, sends it
+through ``MixlayerClient.iter_embed`` (batches in input order, at most ``--max-concurrency`` in
+flight or waiting, so memory is flat whatever the input length) and commits every batch as it
+arrives:
+
+    OUTPUT/manifest.json                    settings and the input's fingerprint, written first
+    OUTPUT/part-<first row>-<rows>.parquet  id, row, embedding (fixed_size_list<float32>)
+    OUTPUT/part-<first row>-<rows>.npy      (--format npy: the vectors; rows in .rows.npy)
+    OUTPUT/part-<first row>-<rows>.rejects.jsonl   rows the service refused in that batch
+    OUTPUT/rejects.jsonl                    every refused row, written when the run completes
+
+A part is written to a temporary name, flushed to disk, then renamed: a part file under its
+final name is complete, and its name says which rows it holds. A rerun of the same command
+lists the parts, deletes temporary leftovers, and continues at the first row no part holds; so
+after ``kill -9``, a power cut or a batch that failed for good, no row is duplicated or missing
+and no request is sent again for a row already written. A changed input file or changed
+settings are refused (exit 5) unless ``--restart`` is given.
+
+Exit codes: 0 every row embedded; 4 done, with refused rows in rejects.jsonl; 1 a batch failed
+for good (rerun to resume); 2 bad arguments; 3 a missing extra; 5 the output holds another
+input's or other settings' vectors; 130 interrupted (rerun to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._config import API_KEY_ENV, BASE_URL_ENV, MODEL_ENV, QWEN3_EMBEDDING_8B
+from ._extras import require
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REJECTS = 4
+EXIT_MISMATCH = 5
+EXIT_INTERRUPTED = 130
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+_PART = re.compile(r"^part-(\d{12})-(\d+)\.(parquet|npy)$")
+
+
+class Refused(Exception):
+    """The run cannot start or go on; the message says why and what to do."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- input -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int
+    id: str
+    text: Any
+
+
+def fingerprint(path: Path) -> dict[str, Any]:
+    """Size, modification time and a hash of the first and last MiB: cheap, and any edit,
+    truncation or append changes it."""
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        digest.update(f.read(1 << 20))
+        if stat.st_size > 1 << 20:
+            f.seek(max(1 << 20, stat.st_size - (1 << 20)))
+            digest.update(f.read(1 << 20))
+    return {
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256_head_tail": digest.hexdigest(),
+    }
+
+
+def read_rows(path: Path, text_field: str, id_field: str | None) -> Iterator[Row]:
+    """Every data row of the input, numbered from 0, as a stream."""
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        with path.open(encoding="utf-8", newline="") as f:
+            for number, line in enumerate(f):
+                yield Row(number, str(number), line.rstrip("\r\n"))
+    elif suffix == ".jsonl":
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise Refused(f"{path}: line {number + 1} is not JSON: {exc}", 1) from None
+                yield _row(number, record, text_field, id_field, path)
+    elif suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as f:
+            for number, record in enumerate(csv.DictReader(f)):
+                yield _row(number, record, text_field, id_field, path)
+    elif suffix == ".parquet":
+        (pq,) = require("bulk", "pyarrow.parquet", feature="Reading Parquet")
+        columns = [text_field] + ([id_field] if id_field else [])
+        number = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=columns):
+            records = batch.to_pydict()
+            for i, text in enumerate(records[text_field]):
+                row_id = records[id_field][i] if id_field else number
+                yield Row(number, str(row_id), text)
+                number += 1
+    else:
+        raise Refused(
+            f"{path}: unknown input type {suffix!r}: use .jsonl, .csv, .txt or .parquet", 2
+        )
+
+
+def _row(number: int, record: Any, text_field: str, id_field: str | None, path: Path) -> Row:
+    if not isinstance(record, dict) or text_field not in record:
+        raise Refused(f"{path}: row {number} has no field {text_field!r} (see --text-field)", 2)
+    if id_field is not None and id_field not in record:
+        raise Refused(f"{path}: row {number} has no field {id_field!r} (see --id-field)", 2)
+    row_id = record[id_field] if id_field is not None else number
+    return Row(number, str(row_id), record[text_field])
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(target: Path, write: Any) -> None:
+    """``write(tmp_path)``, flushed to disk, then renamed to ``target``."""
+    tmp = target.with_name(target.name + ".tmp")
+    write(tmp)
+    with tmp.open("rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+@dataclass(frozen=True)
+class Part:
+    first_row: int
+    rows: int
+    path: Path
+
+
+def committed_parts(out: Path) -> list[Part]:
+    """The parts under their final names, in row order; temporary leftovers are deleted."""
+    parts = []
+    for entry in out.iterdir():
+        if entry.name.endswith(".tmp"):
+            entry.unlink()
+            continue
+        match = _PART.match(entry.name)
+        if match:
+            parts.append(Part(int(match[1]), int(match[2]), entry))
+    parts.sort(key=lambda p: p.first_row)
+    expected = 0
+    for part in parts:
+        if part.first_row != expected:
+            raise Refused(
+                f"{out}: part files are not contiguous at row {expected} (found "
+                f"{part.path.name}); rerun with --restart",
+                EXIT_MISMATCH,
+            )
+        expected += part.rows
+    # A rejects file whose part never got its final name is from a batch to be redone.
+    named = {p.path.name.rsplit(".", 1)[0] for p in parts}
+    for entry in out.glob("part-*.rejects.jsonl"):
+        if entry.name.removesuffix(".rejects.jsonl") not in named:
+            entry.unlink()
+    return parts
+
+
+class Writer:
+    """Commits one batch at a time as a part file (and its rejects), atomically."""
+
+    def __init__(self, out: Path, fmt: str, dimensions: int | None) -> None:
+        self.out = out
+        self.fmt = fmt
+        self.dimensions = dimensions
+        self.bytes_written = 0
+        if fmt == "parquet":
+            self._pa, self._pq = require(
+                "bulk", "pyarrow", "pyarrow.parquet", feature="Parquet output"
+            )
+        self._np = require("bulk", "numpy", feature="mixlayer-embed")[0]
+
+    def commit(
+        self,
+        first_row: int,
+        covered: int,
+        rows: list[Row],
+        vectors: Any,
+        rejects: list[dict[str, Any]],
+    ) -> None:
+        """Rows ``first_row`` to ``first_row + covered``: ``rows`` with their ``vectors`` (NaN
+        rows are refused ones, dropped), and ``rejects`` for the rest."""
+        stem = f"part-{first_row:012d}-{covered}"
+        if rejects:
+            lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects)
+            _write_atomically(
+                self.out / f"{stem}.rejects.jsonl", lambda p: p.write_text(lines, encoding="utf-8")
+            )
+        np = self._np
+        if len(rows) == 0:
+            vectors = np.empty((0, self.dimensions or 0), dtype=np.float32)
+        keep = [i for i in range(len(rows)) if not np.isnan(vectors[i, 0])]
+        kept_rows = [rows[i] for i in keep]
+        kept = np.ascontiguousarray(vectors[keep], dtype=np.float32)
+        target = self.out / f"{stem}.{self.fmt}"
+        if self.fmt == "parquet":
+            pa = self._pa
+            width = kept.shape[1] if kept.ndim == 2 and kept.size else (self.dimensions or 0)
+            flat = pa.array(kept.reshape(-1), type=pa.float32())
+            table = pa.table(
+                {
+                    "id": pa.array([r.id for r in kept_rows], type=pa.string()),
+                    "row": pa.array([r.number for r in kept_rows], type=pa.int64()),
+                    "embedding": pa.FixedSizeListArray.from_arrays(flat, width),
+                }
+            )
+            _write_atomically(target, lambda p: self._pq.write_table(table, p))
+        else:
+            numbers = np.array([r.number for r in kept_rows], dtype=np.int64)
+            rows_path = self.out / f"{stem}.rows.npy"
+            _write_atomically(rows_path, lambda p: _save_npy(np, p, numbers))
+            _write_atomically(target, lambda p: _save_npy(np, p, kept))
+        self.bytes_written += target.stat().st_size
+
+
+def _save_npy(np: Any, path: Path, array: Any) -> None:
+    with path.open("wb") as f:
+        np.save(f, array)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    spec = QWEN3_EMBEDDING_8B
+
+    def dimensions(text: str) -> int:
+        value = int(text)
+        if not spec.min_dimensions <= value <= spec.max_dimensions:
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range for {spec.name}: use {spec.dimensions_range()}"
+            )
+        return value
+
+    def positive(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        return value
+
+    parser = argparse.ArgumentParser(
+        prog="mixlayer-embed",
+        description="Embed a file of texts with Mixlayer, resumably. "
+        f"Key, model and URL from {API_KEY_ENV}, {MODEL_ENV}, {BASE_URL_ENV}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Exit codes: 0 done; 4 done with refused rows in rejects.jsonl; 1 a batch failed "
+        "(rerun to resume); 2 bad arguments; 3 missing extra; 5 output belongs to another "
+        "input or settings (use --restart); 130 interrupted (rerun to resume).",
+    )
+    parser.add_argument("input", type=Path, help=".jsonl, .csv, .txt or .parquet")
+    parser.add_argument("output", type=Path, help="output directory (created)")
+    parser.add_argument("--text-field", default="text", help="the text column (jsonl/csv/parquet)")
+    parser.add_argument("--id-field", default=None, help="the id column (default: row number)")
+    parser.add_argument("--format", choices=("parquet", "npy"), default="parquet")
+    parser.add_argument("--dimensions", type=dimensions, default=None, help="32 to 4096")
+    parser.add_argument("--input-type", choices=("document", "query", "none"), default="document")
+    parser.add_argument("--batch-size", type=positive, default=2048, help="texts per request")
+    parser.add_argument("--max-concurrency", type=positive, default=8, help="requests in flight")
+    parser.add_argument("--max-retries", type=int, default=3)
+    parser.add_argument("--model", default=None, help=f"default: ${MODEL_ENV}")
+    parser.add_argument("--restart", action="store_true", help="discard earlier output")
+    parser.add_argument(
+        "--fail-fast", action="store_true", help="stop at the first refused row (exit 1)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _settings(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    return {
+        "model": model,
+        "dimensions": args.dimensions,
+        "input_type": args.input_type,
+        "text_field": args.text_field,
+        "id_field": args.id_field,
+        "format": args.format,
+    }
+
+
+def _prepare(args: argparse.Namespace, model: str) -> int:
+    """Check or write the manifest; return the first row still to embed."""
+    out: Path = args.output
+    wanted: dict[str, Any] = {
+        "version": FORMAT_VERSION,
+        "input": fingerprint(args.input),
+        "settings": _settings(args, model),
+    }
+    manifest_path = out / MANIFEST
+    if args.restart and out.exists():
+        for entry in out.iterdir():
+            if (
+                entry.name == MANIFEST
+                or entry.name.startswith("part-")
+                or entry.name in ("rejects.jsonl",)
+                or entry.name.endswith(".tmp")
+            ):
+                entry.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    if manifest_path.exists():
+        saved = json.loads(manifest_path.read_text(encoding="utf-8"))
+        for key, what in (("input", "the input file"), ("settings", "the settings")):
+            before: dict[str, Any] = saved.get(key, {})
+            now: dict[str, Any] = wanted[key]
+            if before != now:
+                changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+                raise Refused(
+                    f"{out} holds vectors of another run: {what} changed ({', '.join(changed)}). "
+                    "Use another output directory, or --restart to discard it.",
+                    EXIT_MISMATCH,
+                )
+    else:
+        if any(out.glob("part-*")):
+            raise Refused(
+                f"{out} has part files but no {MANIFEST}; use --restart to discard them",
+                EXIT_MISMATCH,
+            )
+        _write_atomically(
+            manifest_path,
+            lambda p: p.write_text(json.dumps(wanted, indent=2), encoding="utf-8"),
+        )
+    parts = committed_parts(out)
+    return parts[-1].first_row + parts[-1].rows if parts else 0
+
+
+@dataclass
+class Totals:
+    rows: int = 0
+    embedded: int = 0
+    rejected: int = 0
+    tokens: int = 0
+
+
+def run(args: argparse.Namespace) -> int:
+    require("bulk", "numpy", feature="mixlayer-embed")
+    from . import MixlayerClient, MixlayerError
+
+    model = args.model or os.environ.get(MODEL_ENV, "").strip() or QWEN3_EMBEDDING_8B.model_id
+    if not args.input.is_file():
+        raise Refused(f"{args.input}: no such file", 2)
+    start_row = _prepare(args, model)
+    writer = Writer(args.output, args.format, args.dimensions)
+    totals = Totals(rows=start_row)
+
+    started = time.perf_counter()
+    input_type = None if args.input_type == "none" else args.input_type
+
+    # Rows go to the client as a stream of texts. Empty texts are refused here (the service
+    # would refuse them) and never sent; each part still covers every row up to its last one.
+    fed: deque[Row] = deque()
+    skipped: deque[Row] = deque()
+    rows = read_rows(args.input, args.text_field, args.id_field)
+
+    def texts() -> Iterator[str]:
+        for row in rows:
+            if row.number < start_row:
+                continue
+            if not isinstance(row.text, str) or not row.text.strip():
+                if args.fail_fast:
+                    raise Refused(f"row {row.number} (id {row.id}): the text is empty", EXIT_FAILED)
+                skipped.append(row)
+                continue
+            fed.append(row)
+            yield row.text
+
+    next_row = start_row
+
+    def commit(batch_rows: list[Row], vectors: Any, refused: dict[int, str], upto: int) -> None:
+        nonlocal next_row
+        rejects: list[dict[str, Any]] = []
+        while skipped and skipped[0].number < upto:
+            row = skipped.popleft()
+            rejects.append({"row": row.number, "id": row.id, "error": "empty text (not sent)"})
+        for offset, row in enumerate(batch_rows):
+            if offset in refused:
+                rejects.append({"row": row.number, "id": row.id, "error": refused[offset]})
+        rejects.sort(key=lambda r: r["row"])
+        writer.commit(next_row, upto - next_row, batch_rows, vectors, rejects)
+        totals.rows += upto - next_row
+        totals.rejected += len(rejects)
+        totals.embedded += len(batch_rows) - len(refused)
+        if bar is not None:
+            bar.update(upto - next_row)
+        next_row = upto
+
+    bar = _progress(args, start_row)
+    with MixlayerClient(
+        model=model,
+        batch_size=args.batch_size,
+        max_concurrency=args.max_concurrency,
+        max_retries=args.max_retries,
+    ) as client:
+        try:
+            stream = client.iter_embed(
+                texts(),
+                input_type=input_type,
+                dimensions=args.dimensions,
+                as_array=True,
+                skip_rejected=not args.fail_fast,
+            )
+            for batch in stream:
+                batch_rows = [fed.popleft() for _ in range(len(batch.embeddings))]
+                refused = {i - batch.start: why for i, why in batch.rejected.items()}
+                totals.tokens += batch.usage.total_tokens
+                commit(batch_rows, batch.embeddings, refused, batch_rows[-1].number + 1)
+                if bar is not None:
+                    bar.set_postfix(tokens=totals.tokens, refresh=False)
+            if skipped:  # empty rows after the last text sent
+                commit([], None, {}, skipped[-1].number + 1)
+        except MixlayerError as exc:
+            if bar is not None:
+                bar.close()
+            print(f"mixlayer-embed: {str(exc).splitlines()[0]}", file=sys.stderr)
+            print(
+                f"{next_row} rows are written in {args.output}; run the same command again "
+                "to continue from there.",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        finally:
+            if bar is not None:
+                bar.close()
+        counters = client.counters
+    all_rejects = _gather_rejects(args.output)
+    seconds = time.perf_counter() - started
+    size = sum(p.path.stat().st_size for p in committed_parts(args.output))
+    summary = {
+        "rows": totals.rows,
+        "embedded_this_run": totals.embedded,
+        "rejected": len(all_rejects),
+        "requests": counters.requests,
+        "retries": counters.retries,
+        "rate_limited": counters.rate_limited,
+        "tokens": totals.tokens,
+        "seconds": round(seconds, 2),
+        "texts_per_second": round(totals.embedded / seconds) if seconds else 0,
+        "output_bytes": size,
+        "resumed_at_row": start_row,
+    }
+    manifest_path = args.output / MANIFEST
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["completed"] = summary
+    _write_atomically(
+        manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    )
+    print(
+        f"mixlayer-embed: {summary['rows']} rows in {args.output} ({size / 1e6:.1f} MB); this run: "
+        f"{totals.embedded} embedded, {counters.requests} requests, {counters.retries} retries, "
+        f"{totals.tokens} tokens, {seconds:.1f} s"
+        + (f"; resumed at row {start_row}" if start_row else "")
+        + (f"; {len(all_rejects)} refused rows in rejects.jsonl" if all_rejects else ""),
+        file=sys.stderr,
+    )
+    return EXIT_REJECTS if all_rejects else EXIT_OK
+
+
+def _gather_rejects(out: Path) -> list[str]:
+    lines: list[str] = []
+    for entry in sorted(out.glob("part-*.rejects.jsonl")):
+        lines.extend(entry.read_text(encoding="utf-8").splitlines(keepends=True))
+    target = out / "rejects.jsonl"
+    if lines:
+        _write_atomically(target, lambda p: p.write_text("".join(lines), encoding="utf-8"))
+    elif target.exists():
+        target.unlink()
+    return lines
+
+
+def _progress(args: argparse.Namespace, start_row: int) -> Any:
+    if args.no_progress:
+        return None
+    (tqdm_auto,) = require("bulk", "tqdm.auto", feature="The progress bar")
+    total = None
+    if args.input.suffix.lower() in (".txt", ".jsonl") and args.input.stat().st_size < 2 << 30:
+        with args.input.open("rb") as f:
+            total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    elif args.input.suffix.lower() == ".parquet":
+        (pq,) = require("bulk", "pyarrow.parquet", feature="Reading Parquet")
+        total = pq.ParquetFile(args.input).metadata.num_rows
+    return tqdm_auto.tqdm(
+        total=total, initial=start_row, unit="text", unit_scale=True, desc="Embedding"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not os.environ.get(API_KEY_ENV, "").strip():
+        print(
+            f"mixlayer-embed: {API_KEY_ENV} is not set. Set it (and {BASE_URL_ENV} to use a "
+            "local emulator: mixlayer-emulator prints the lines to export).",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return run(args)
+    except Refused as refusal:
+        print(f"mixlayer-embed: {refusal}", file=sys.stderr)
+        return refusal.code
+    except KeyboardInterrupt:
+        print(
+            "mixlayer-embed: interrupted; run the same command again to continue.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            print(f"mixlayer-embed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
