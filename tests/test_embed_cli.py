@@ -141,7 +141,7 @@ def test_resume_after_a_crash_at_each_stage(env, tmp_path, monkeypatch, stage, w
     resent = env.state.items - items_before
     remaining = 100 - committed
     assert remaining - 1 <= resent <= remaining + (20 if committed < 40 else 0)
-    ids, rows, vectors = read_parquet(out)
+    _, rows, vectors = read_parquet(out)
     good = [i for i in range(100) if i != 33]
     assert rows == good  # no duplicate, no gap
     assert np.array_equal(
