@@ -38,6 +38,7 @@ from ._exceptions import (
     ResponseValidationError,
 )
 from ._models import EmbeddingResponse, Usage
+from ._results import EmbeddedBatch, EmbeddingArray, FailedRange, PartialResult
 from ._retry import set_testing
 from ._version import __version__
 
@@ -59,7 +60,10 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "EmbeddedBatch",
+    "EmbeddingArray",
     "EmbeddingResponse",
+    "FailedRange",
     "InputRejectedError",
     "InsecureTransportError",
     "InternalServerError",
@@ -69,6 +73,7 @@ __all__ = [
     "MixlayerClient",
     "MixlayerError",
     "NotFoundError",
+    "PartialResult",
     "PermissionDeniedError",
     "ProgressCallback",
     "RateLimitError",
