@@ -146,7 +146,18 @@ def _options(
 
 
 #: What the runner sends back into a flow: the response, or the httpx error that replaced it.
-_Outcome = httpx.Response | httpx.RequestError | None
+@dataclass(frozen=True)
+class _Answer:
+    """A successful response and its body, read by us: httpx keeps a response in a reference
+    cycle until the garbage collector's next full pass, so a body it held would pile up at
+    corpus scale (measured: +700 MB over 1M texts). Ours is freed as soon as it is parsed."""
+
+    response: httpx.Response
+    content: bytes
+
+
+#: What the runner sends back into a flow: an answer, an error response, or the httpx error.
+_Outcome = _Answer | httpx.Response | httpx.RequestError | None
 _Flow = Generator[httpx.Request | _Sleep, _Outcome, ParsedBatch]
 
 
@@ -555,7 +566,9 @@ class _BaseClient(Generic[HttpClientT]):
             logger.debug(
                 "POST %s -> %s (%d items, %.0f ms)",
                 request.url,
-                outcome.status_code
+                outcome.response.status_code
+                if isinstance(outcome, _Answer)
+                else outcome.status_code
                 if isinstance(outcome, httpx.Response)
                 else type(outcome).__name__,
                 len(batch),
@@ -563,15 +576,16 @@ class _BaseClient(Generic[HttpClientT]):
             )
             error: APIError
             cause: BaseException | None = None
+            if isinstance(outcome, _Answer):
+                self._limit.on_success()
+                return parse_embedding_response(
+                    outcome.response,
+                    expected_count=len(batch),
+                    dimensions=plan.dimensions,
+                    raw=plan.raw,
+                    content=outcome.content,
+                )
             if isinstance(outcome, httpx.Response):
-                if outcome.is_success:
-                    self._limit.on_success()
-                    return parse_embedding_response(
-                        outcome,
-                        expected_count=len(batch),
-                        dimensions=plan.dimensions,
-                        raw=plan.raw,
-                    )
                 error = make_status_error(outcome)
                 if outcome.status_code == 429:
                     self.counters.count(rate_limited=1)
@@ -605,6 +619,27 @@ class _BaseClient(Generic[HttpClientT]):
             # After a 429 that set a pause, the gate holds this request with all the others.
             if not (isinstance(error, RateLimitError) and self._limit.pause_left() > 0):
                 yield _Sleep(0.0 if is_testing() else delay)
+
+
+def _answer(response: httpx.Response) -> _Answer | httpx.Response:
+    """Read a streamed response: a success's body into an ``_Answer``, an error's in place."""
+    try:
+        if response.is_success:
+            return _Answer(response, b"".join(response.iter_bytes()))
+        response.read()
+        return response
+    finally:
+        response.close()
+
+
+async def _aanswer(response: httpx.Response) -> _Answer | httpx.Response:
+    try:
+        if response.is_success:
+            return _Answer(response, b"".join([chunk async for chunk in response.aiter_bytes()]))
+        await response.aread()
+        return response
+    finally:
+        await response.aclose()
 
 
 async def _aiter_batches(batches: Sequence[_Batch]) -> AsyncIterator[_Batch]:
@@ -851,7 +886,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             else:
                 try:
                     with self._gate:
-                        outcome = self._http.send(step)
+                        outcome = _answer(self._http.send(step, stream=True))
                 except httpx.RequestError as exc:
                     outcome = exc
             try:
@@ -1195,7 +1230,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
             else:
                 try:
                     async with gate:
-                        outcome = await self._http.send(step)
+                        outcome = await _aanswer(await self._http.send(step, stream=True))
                 except httpx.RequestError as exc:
                     outcome = exc
             try:

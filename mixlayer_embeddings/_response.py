@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import sys
 from array import array
@@ -106,7 +107,12 @@ def _vector(raw: object, index: int, response: httpx.Response) -> list[float]:
 
 
 def parse_embedding_response(
-    response: httpx.Response, *, expected_count: int, dimensions: int | None, raw: bool = False
+    response: httpx.Response,
+    *,
+    expected_count: int,
+    dimensions: int | None,
+    raw: bool = False,
+    content: bytes | None = None,
 ) -> ParsedBatch:
     """Place every vector by its ``index`` field, never by position, and refuse anything odd.
 
@@ -114,9 +120,13 @@ def parse_embedding_response(
     lengths (or not ``dimensions`` long, when it was asked for) raise ResponseValidationError.
     """
     try:
-        body: Any = response.json()
+        body: Any = json.loads(content if content is not None else response.content)
     except (ValueError, UnicodeDecodeError) as exc:
-        snippet = response.text[:120].strip()
+        snippet = (
+            (content if content is not None else response.content)[:120]
+            .decode("utf-8", "replace")
+            .strip()
+        )
         raise _fail(f"body is not JSON (starts {snippet!r})", response) from exc
     if not isinstance(body, dict):
         raise _fail(f"body is a JSON {type(body).__name__}, not an object", response, body)
