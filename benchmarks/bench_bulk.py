@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,8 +85,13 @@ def write_input(path: Path, n: int, poison: set[int] = frozenset()) -> None:  # 
 
 def run_cli(source: Path, out: Path, base_url: str, dims: int, *extra: str, kill_at: float = 0.0,
             total: int = 0) -> dict[str, Any]:  # fmt: skip
+    if "--restart" in extra:
+        shutil.rmtree(out, ignore_errors=True)  # so a kill watcher never sees an old run's parts
     env = {**os.environ, "MIXLAYER_API_KEY": KEY, "MIXLAYER_BASE_URL": base_url}
-    command = [sys.executable, "-m", "mixlayer_embeddings._bulk", str(source), str(out)]
+    # Peak RSS from /usr/bin/time: a child forked from this (large) process would count the
+    # parent's pages in its own ru_maxrss.
+    command = ["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, "-m"]
+    command += ["mixlayer_embeddings._bulk", str(source), str(out)]
     command += ["--id-field", "id", "--dimensions", str(dims), "--no-progress", *extra]
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
@@ -93,18 +99,22 @@ def run_cli(source: Path, out: Path, base_url: str, dims: int, *extra: str, kill
     if kill_at:
         from mixlayer_embeddings._bulk import _PART
 
-        while proc.poll() is None:
+        while proc.poll() is None:  # SIGKILL goes to the CLI, under /usr/bin/time
             done = sum(int(m[2]) for p in out.glob("part-*") if (m := _PART.match(p.name)))
             if done >= kill_at * total:
-                proc.send_signal(signal.SIGKILL)
+                children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text()
+                for pid in children.split():
+                    os.kill(int(pid), signal.SIGKILL)
                 killed = True
                 break
             time.sleep(0.02)
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     err = proc.stderr.read().decode() if proc.stderr else ""
+    peak = [line for line in err.splitlines() if line.startswith("maxrss_kb=")]
+    err = "\n".join(line for line in err.splitlines() if not line.startswith("maxrss_kb="))
     return {
         "wall": time.perf_counter() - started,
-        "rss_mb": usage.ru_maxrss / 1024,
+        "rss_mb": int(peak[-1].split("=")[1]) / 1024 if peak else None,
         "exit": os.waitstatus_to_exitcode(status),
         "killed": killed,
         "stderr": err.strip().splitlines()[-1:] if err else [],

@@ -59,6 +59,7 @@ from ._exceptions import (
 )
 from ._models import EmbeddingResponse
 from ._options import EmbedOptions
+from ._pacing import Pacer, RatePacer
 from ._response import ParsedBatch, parse_embedding_response
 from ._results import (
     ArrayCollector,
@@ -67,7 +68,7 @@ from ._results import (
     EmbeddingArray,
     ListCollector,
 )
-from ._retry import MAX_RETRY_AFTER, is_testing, paced_delay, parse_retry_after, retry_delay
+from ._retry import is_testing, paced_delay, parse_retry_after, retry_delay
 from ._validation import (
     EmbeddingInput,
     Item,
@@ -212,40 +213,39 @@ class AdaptiveLimit:
     def __init__(self, maximum: int) -> None:
         self.maximum = maximum
         self.current = float(maximum)
-        #: time.monotonic() before which no new request starts (the server asked us to wait).
-        self.paused_until = 0.0
 
     @property
     def allowed(self) -> int:
         return max(1, int(self.current))
 
-    def on_throttle(self, retry_after: float | None = None, now: float | None = None) -> None:
-        """Halve; and when the server said how long to wait, hold every new request that long,
-        so the requests in flight do not all retry into the same wall together."""
+    def on_throttle(self) -> None:
         self.current = max(1.0, self.current / 2)
-        if retry_after is not None:
-            moment = (time.monotonic() if now is None else now) + min(retry_after, MAX_RETRY_AFTER)
-            self.paused_until = max(self.paused_until, moment)
-
-    def pause_left(self, now: float | None = None) -> float:
-        return max(0.0, self.paused_until - (time.monotonic() if now is None else now))
 
     def on_success(self) -> None:
         self.current = min(float(self.maximum), self.current + 1.0 / self.current)
 
 
-class _ThreadGate:
-    """At most ``limit.allowed`` requests in flight across threads."""
+def _seconds(wanted: float) -> float:
+    """The one place ``is_testing()`` is read: in test suites nothing really sleeps."""
+    return 0.0 if is_testing() else wanted
 
-    def __init__(self, limit: AdaptiveLimit) -> None:
+
+class _ThreadGate:
+    """At most ``limit.allowed`` requests in flight across threads, started at the pacer's
+    pace."""
+
+    def __init__(self, limit: AdaptiveLimit, pacer: Pacer) -> None:
         self._limit = limit
+        self._pacer = pacer
         self._cond = threading.Condition()
         self._busy = 0
 
     def __enter__(self) -> None:
-        pause = self._limit.pause_left()
-        if pause:
-            time.sleep(0.0 if is_testing() else pause)
+        # The start is booked before a slot is taken: a slot held while waiting for the pace
+        # would add the request's own duration to the spacing.
+        wait = _seconds(self._pacer.reserve())
+        if wait:
+            time.sleep(wait)
         with self._cond:
             self._cond.wait_for(lambda: self._busy < self._limit.allowed)
             self._busy += 1
@@ -257,17 +257,19 @@ class _ThreadGate:
 
 
 class _AsyncGate:
-    """At most ``limit.allowed`` requests in flight across tasks of one event loop."""
+    """At most ``limit.allowed`` requests in flight across tasks of one event loop, started at
+    the pacer's pace."""
 
-    def __init__(self, limit: AdaptiveLimit) -> None:
+    def __init__(self, limit: AdaptiveLimit, pacer: Pacer) -> None:
         self._limit = limit
+        self._pacer = pacer
         self._cond = asyncio.Condition()
         self._busy = 0
 
     async def __aenter__(self) -> None:
-        pause = self._limit.pause_left()
-        if pause:
-            await asyncio.sleep(0.0 if is_testing() else pause)
+        wait = _seconds(self._pacer.reserve())
+        if wait:
+            await asyncio.sleep(wait)
         async with self._cond:
             await self._cond.wait_for(lambda: self._busy < self._limit.allowed)
             self._busy += 1
@@ -295,6 +297,7 @@ class _BaseClient(Generic[HttpClientT]):
         default_headers: Mapping[str, str] | None,
         proxy: str | httpx.URL | None,
         http_client: object | None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._settings: Settings = resolve_settings(
             api_key=api_key,
@@ -317,6 +320,8 @@ class _BaseClient(Generic[HttpClientT]):
         self.max_concurrency = max_concurrency
         #: Requests in flight: halves on 429, creeps back up on success (AIMD).
         self._limit = AdaptiveLimit(max_concurrency)
+        #: When requests may start: unpaced until a 429, then at the rate the service allows.
+        self._pacer: Pacer = pacer if pacer is not None else RatePacer()
         #: Requests sent, retries and 429s over the client's life.
         self.counters = Counters()
         #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
@@ -558,6 +563,7 @@ class _BaseClient(Generic[HttpClientT]):
             attempts += 1
             request = self._build_request(plan, batch)
             started = time.perf_counter()
+            sent_at = time.monotonic()
             outcome = yield request
             elapsed_ms = (time.perf_counter() - started) * 1000
             self.counters.count(requests=1, retries=int(attempts > 1))
@@ -578,6 +584,7 @@ class _BaseClient(Generic[HttpClientT]):
             cause: BaseException | None = None
             if isinstance(outcome, _Answer):
                 self._limit.on_success()
+                self._pacer.on_success()
                 return parse_embedding_response(
                     outcome.response,
                     expected_count=len(batch),
@@ -589,7 +596,8 @@ class _BaseClient(Generic[HttpClientT]):
                 error = make_status_error(outcome)
                 if outcome.status_code == 429:
                     self.counters.count(rate_limited=1)
-                    self._limit.on_throttle(parse_retry_after(outcome.headers))
+                    self._limit.on_throttle()
+                    self._pacer.on_throttle(parse_retry_after(outcome.headers), sent_at)
                     logger.info("rate limited: concurrency now %d", self._limit.allowed)
             elif isinstance(outcome, httpx.RequestError):
                 cause = outcome
@@ -616,9 +624,10 @@ class _BaseClient(Generic[HttpClientT]):
                     delay,
                     error.message,
                 )
-            # After a 429 that set a pause, the gate holds this request with all the others.
-            if not (isinstance(error, RateLimitError) and self._limit.pause_left() > 0):
-                yield _Sleep(0.0 if is_testing() else delay)
+            # After a 429 the pacer holds this request with all the others, then lets them go
+            # one by one; any other retry waits its own backoff.
+            if not isinstance(error, RateLimitError):
+                yield _Sleep(_seconds(delay))
 
 
 def _answer(response: httpx.Response) -> _Answer | httpx.Response:
@@ -716,6 +725,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         allow_insecure_http: bool = False,
         default_headers: Mapping[str, str] | None = None,
         proxy: str | httpx.URL | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -729,6 +739,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             default_headers=default_headers,
             proxy=proxy,
             http_client=http_client,
+            pacer=pacer,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(**self._own_http_kwargs())
@@ -736,7 +747,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             # Dropped without close(): still return the pooled sockets.
             weakref.finalize(self, self._http.close)
         # Per client, so calls from several threads share max_concurrency.
-        self._gate = _ThreadGate(self._limit)
+        self._gate = _ThreadGate(self._limit, self._pacer)
 
     def embed(
         self,
@@ -989,6 +1000,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         allow_insecure_http: bool = False,
         default_headers: Mapping[str, str] | None = None,
         proxy: str | httpx.URL | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -1002,11 +1014,12 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
             default_headers=default_headers,
             proxy=proxy,
             http_client=http_client,
+            pacer=pacer,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(**self._own_http_kwargs())
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._gate = _AsyncGate(self._limit)
+        self._gate = _AsyncGate(self._limit, self._pacer)
         #: The owned pool's binding to its loop (see _bind_loop and _LoopPool).
         self._pool: _LoopPool | None = None
 
@@ -1020,7 +1033,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:
-                self._gate = _AsyncGate(self._limit)
+                self._gate = _AsyncGate(self._limit, self._pacer)
                 if self._owns_http:
                     self.release()
                     self._http = httpx.AsyncClient(**self._own_http_kwargs())

@@ -645,10 +645,14 @@ def test_adaptive_limit_table(events, allowed) -> None:
     assert limit.allowed == allowed
 
 
-def test_a_429_with_retry_after_pauses_new_requests() -> None:
-    limit = AdaptiveLimit(8)
-    limit.on_throttle(2.0, now=100.0)
-    assert limit.pause_left(now=100.5) == 1.5
-    assert limit.pause_left(now=103.0) == 0.0
-    limit.on_throttle(None, now=100.0)
-    assert limit.paused_until == 102.0
+def test_a_429_with_retry_after_pauses_new_requests_then_paces_them() -> None:
+    from mixlayer_embeddings._pacing import RatePacer
+
+    pacer = RatePacer()
+    assert pacer.reserve(now=99.0) == 0.0  # unpaced until the service says otherwise
+    for t in (98.5, 99.0, 99.5, 99.9):
+        pacer.on_success(now=t)
+    pacer.on_throttle(2.0, sent_at=99.9, now=100.0)
+    assert pacer.rate == 4 / 1.5  # 4 successes over the last 1.5 s
+    # Held until the Retry-After, then one start every 1 / rate: no thundering herd.
+    assert [pacer.reserve(now=100.5) for _ in range(3)] == [1.5, 1.875, 2.25]

@@ -1,0 +1,68 @@
+"""The pacer from a table of events, and against the emulator's per-key rate limit."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mixlayer_embeddings import MixlayerClient, set_testing
+from mixlayer_embeddings._pacing import BACKOFF, FAST_PROBE, PROBE, RatePacer
+
+
+@pytest.mark.parametrize(
+    ("events", "rate"),
+    [
+        ([], None),
+        ([("s", 0.0)] * 3, None),  # successes alone never start pacing
+        # 2 successes within a second, then a 429: 2/s (a burst counts over at least 1 s).
+        ([("s", 9.5), ("s", 9.6), ("t", 10.0, 9.9)], 2.0),
+        ([("s", 8.5), ("s", 9.0), ("s", 9.5), ("t", 10.0, 9.9)], 2.0),  # 3 over 1.5 s
+        ([("s", 9.5), ("s", 9.6), ("t", 10.0, 9.9), ("s", 10.5)], 2.0 * (1 + FAST_PROBE)),
+        # A 429 for a request sent before the last change says nothing new...
+        ([("s", 9.5), ("s", 9.6), ("t", 10.0, 9.9), ("t", 10.2, 9.95)], 2.0),
+        # ...one sent after it lowers the rate, and the probe becomes gentle.
+        ([("s", 9.5), ("s", 9.6), ("t", 10.0, 9.9), ("t", 10.5, 10.1)], 2.0 * BACKOFF),
+        (
+            [("s", 9.5), ("s", 9.6), ("t", 10.0, 9.9), ("t", 10.5, 10.1), ("s", 11)],
+            2.0 * BACKOFF * (1 + PROBE),
+        ),
+        ([("t", 1.0, 0.9)], 0.2),  # no success at all: the floor
+    ],
+)
+def test_rate_from_events(events, rate) -> None:
+    pacer = RatePacer()
+    for kind, now, *sent in events:
+        if kind == "s":
+            pacer.on_success(now=now)
+        else:
+            pacer.on_throttle(0.1, sent_at=sent[0], now=now)
+    assert pacer.rate == (pytest.approx(rate) if rate is not None else None)
+
+
+def test_a_given_rate_spaces_starts_from_the_first() -> None:
+    pacer = RatePacer(rate=4.0)
+    assert [pacer.reserve(now=0.0) for _ in range(4)] == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_against_the_emulator_rate_limit_few_429s_and_near_the_limit(mixlayer_emulator) -> None:
+    """Real time (no test switch): 25 requests/s per key, 100 single-text requests, 8 at once.
+    Only the opening burst (the requests in flight when the first 429 comes) can be refused."""
+    set_testing(False)
+    mixlayer_emulator.state.rate_limit = 25.0
+    texts = [f"t{i}" for i in range(100)]
+    with MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+        base_url=mixlayer_emulator.base_url,
+        batch_size=1,
+        max_retries=10,
+    ) as client:
+        started = time.perf_counter()
+        response = client.embed(texts)
+        wall = time.perf_counter() - started
+    assert len(response.embeddings) == 100
+    limited = mixlayer_emulator.state.rate_limited
+    # The bucket starts full (25), then 75 more at 25/s: ideally 3.0 s.
+    assert limited <= 0.1 * (100 + limited), limited
+    assert wall <= 3.0 / 0.85, wall
