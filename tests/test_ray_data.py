@@ -1,0 +1,96 @@
+"""Ray Data on a local cluster (2 CPUs) against an emulator this module starts and stops."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+ray = pytest.importorskip("ray")  # the ray extra is part of the dev install: CI runs these
+
+from mixlayer_embeddings import MixlayerClient  # noqa: E402
+from mixlayer_embeddings.emulator import Emulator  # noqa: E402
+from mixlayer_embeddings.ray_data import (  # noqa: E402
+    MixlayerEmbedder,
+    SharedRateBudget,
+    embed_dataset,
+)
+
+# Ray's own modules warn about their own deprecated settings while starting; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+MODEL = "qwen/qwen3-embedding-8b"
+POISON = "x " * 40_000
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with Emulator() as emu:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={
+                "env_vars": {"MIXLAYER_API_KEY": emu.api_key, "MIXLAYER_BASE_URL": emu.base_url}
+            },
+        )
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        try:
+            yield emu
+        finally:
+            ray.shutdown()
+
+
+def dataset(texts: list[str]):
+    return ray.data.from_items([{"id": f"doc-{i}", "text": t} for i, t in enumerate(texts)])
+
+
+def test_vectors_are_bit_identical_to_the_single_process_client(cluster) -> None:
+    texts = [f"passage {i} about bees" for i in range(3000)]
+    out = embed_dataset(dataset(texts), dimensions=64, concurrency=2, batch_size=500)
+    table = out.to_arrow_refs()
+    table = pa.concat_tables(ray.get(table)).sort_by("id")
+    column = table.column("embedding").combine_chunks()
+    assert pa.types.is_fixed_size_list(column.type) and column.type.value_type == pa.float32()
+    vectors = column.flatten().to_numpy().reshape(-1, 64)
+    order = sorted(range(len(texts)), key=lambda i: f"doc-{i}")
+    with MixlayerClient(api_key=cluster.api_key, model=MODEL, base_url=cluster.base_url) as client:
+        expected = client.embed_array([texts[i] for i in order], dimensions=64).vectors
+    assert np.array_equal(vectors, expected)
+
+
+def test_no_key_in_the_pickled_udf_or_the_plan(cluster) -> None:
+    pickled = ray.cloudpickle.dumps(
+        embed_dataset(dataset(["a", "b"]), dimensions=64, concurrency=1)
+    )
+    assert cluster.api_key.encode() not in pickled
+    assert cluster.api_key.encode() not in ray.cloudpickle.dumps(MixlayerEmbedder)
+
+
+def test_refused_rows_fail_the_job_naming_them(cluster) -> None:
+    texts = ["fine"] * 10
+    texts[3] = POISON
+    with pytest.raises(Exception, match=r"refused 1 row\(s\) .*'id': 'doc-3'"):
+        embed_dataset(dataset(texts), dimensions=64, concurrency=1, id_columns=["id"]).materialize()
+
+
+def test_refused_rows_can_get_a_null_vector_instead(cluster) -> None:
+    texts = [f"fine {i}" for i in range(10)]
+    texts[3] = POISON
+    rows = (
+        embed_dataset(dataset(texts), dimensions=64, concurrency=1, on_reject="null")
+        .sort("id")
+        .take_all()
+    )
+    assert rows[3]["embedding"] is None and rows[3]["embedding_error"].startswith("invalid_input")
+    assert all(len(r["embedding"]) == 64 for i, r in enumerate(rows) if i != 3)
+
+
+def test_a_shared_budget_paces_every_actor_together(cluster) -> None:
+    budget = SharedRateBudget.remote(10.0)
+    starts = ray.get([budget.reserve.remote() for _ in range(20)])
+    # 20 bookings at 10/s: the last one waits ~1.9 s, whoever asks.
+    assert max(starts) == pytest.approx(1.9, abs=0.1)
+    time.sleep(0)  # bookings are pure arithmetic: nothing to wait for here
