@@ -53,7 +53,6 @@ from ._exceptions import (
     InputRejectedError,
     InvalidInputError,
     InvalidParameterError,
-    RateLimitError,
     make_status_error,
     translate_transport_error,
 )
@@ -68,7 +67,7 @@ from ._results import (
     EmbeddingArray,
     ListCollector,
 )
-from ._retry import is_testing, paced_delay, parse_retry_after, retry_delay
+from ._retry import RetryState, decide, is_testing, parse_retry_after
 from ._validation import (
     EmbeddingInput,
     Item,
@@ -555,8 +554,7 @@ class _BaseClient(Generic[HttpClientT]):
 
     def _send_flow(self, plan: _Plan, batch: list[Item]) -> _Flow:
         """Send one request until it succeeds or the retry policy gives up."""
-        retries_done = 0
-        paced_waited = 0.0
+        state = RetryState(self.max_retries)
         attempts = 0
         first_sent = time.monotonic()
         while True:
@@ -604,30 +602,28 @@ class _BaseClient(Generic[HttpClientT]):
                 error = translate_transport_error(outcome)
             else:  # pragma: no cover - the runners always send an outcome
                 raise RuntimeError("batch flow resumed without an outcome")
-            delay = paced_delay(error, paced_waited, self.max_retries)
-            if delay is not None:
-                paced_waited += delay
-                logger.info("paced by the server: again in %.2f s", delay)
-            else:
-                delay = retry_delay(error, retries_done, self.max_retries)
-                if delay is None:
-                    if retries_done:
-                        logger.info("giving up after %d retries: %s", retries_done, error.message)
-                    if isinstance(error, APIConnectionError):
-                        error = error.after_attempts(attempts, time.monotonic() - first_sent)
-                    raise error from cause
-                retries_done += 1
+            decision = decide(error, state)
+            if not decision.retry:
+                if state.retries_done:
+                    logger.info("giving up after %d retries: %s", state.retries_done, error.message)
+                if isinstance(error, APIConnectionError):
+                    error = error.after_attempts(attempts, time.monotonic() - first_sent)
+                raise error from cause
+            if decision.state.retries_done > state.retries_done:
                 logger.info(
                     "retry %d/%d in %.2f s after %s",
-                    retries_done,
+                    decision.state.retries_done,
                     self.max_retries,
-                    delay,
+                    decision.delay,
                     error.message,
                 )
+            else:
+                logger.info("paced by the server: again in %.2f s", decision.delay)
+            state = decision.state
             # After a 429 the pacer holds this request with all the others, then lets them go
             # one by one; any other retry waits its own backoff.
-            if not isinstance(error, RateLimitError):
-                yield _Sleep(_seconds(delay))
+            if decision.wait_here:
+                yield _Sleep(_seconds(decision.delay))
 
 
 def _answer(response: httpx.Response) -> _Answer | httpx.Response:

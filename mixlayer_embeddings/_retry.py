@@ -16,6 +16,7 @@ import email.utils
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from ._exceptions import APIConnectionError, APIError, APIStatusError
 
@@ -23,7 +24,10 @@ __all__ = [
     "INITIAL_RETRY_DELAY",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
+    "Decision",
+    "RetryState",
     "backoff_delay",
+    "decide",
     "is_testing",
     "paced_delay",
     "parse_retry_after",
@@ -41,10 +45,26 @@ _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _testing = False
 
 
-def set_testing(on: bool) -> None:
-    """Turn backoff sleeping off (``True``) for test suites; retries still happen."""
-    global _testing
-    _testing = on
+# Lower case: it was a function first, and reads as one (set_testing(True)).
+class set_testing:
+    """Turn backoff sleeping and pacing waits off (``True``) for test suites; retries still
+    happen. Also a context manager that puts the previous value back::
+
+        with set_testing(True):
+            ...
+    """
+
+    def __init__(self, on: bool) -> None:
+        global _testing
+        self._previous = _testing
+        _testing = on
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _testing
+        _testing = self._previous
 
 
 def is_testing() -> bool:
@@ -134,3 +154,38 @@ def paced_delay(
     if asked is None or waited + asked > MAX_RETRY_AFTER:
         return None
     return asked
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """What one request's attempts have spent so far."""
+
+    max_retries: int
+    retries_done: int = 0
+    #: Seconds waited as the service asked (429 + Retry-After), not counted as retries.
+    paced_waited: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``retry``: send again after ``delay`` seconds (``wait_here``: this request sleeps them;
+    else the pacer holds it with every other request); ``state`` is the spend after that."""
+
+    retry: bool
+    delay: float
+    wait_here: bool
+    state: RetryState
+
+
+def decide(error: APIError, state: RetryState) -> Decision:
+    """The whole retry and pacing decision for one failed attempt, as a pure function."""
+    rate_limited = isinstance(error, APIStatusError) and error.status_code == 429
+    asked = paced_delay(error, state.paced_waited, state.max_retries)
+    if asked is not None:
+        return Decision(True, asked, False, replace(state, paced_waited=state.paced_waited + asked))
+    delay = retry_delay(error, state.retries_done, state.max_retries)
+    if delay is None:
+        return Decision(False, 0.0, False, state)
+    return Decision(
+        True, delay, not rate_limited, replace(state, retries_done=state.retries_done + 1)
+    )

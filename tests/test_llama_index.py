@@ -230,3 +230,16 @@ async def test_cassette_replay_async(cassette_target) -> None:
         dimensions=64,
     )
     assert len(await emb.aget_query_embedding("Where is Paris?")) == 64
+
+
+async def test_acall_passes_keyword_arguments_through(make, wire) -> None:
+    """TransformComponent.acall(nodes, **kwargs) forwards kwargs to aget_text_embedding_batch;
+    the async twin used to drop them (TypeError)."""
+    from llama_index.core.schema import TextNode
+
+    emb = make()
+    nodes = [TextNode(text=f"node {i}") for i in range(3)]
+    result = await emb.acall(nodes, in_place=True, show_progress=False)
+    assert [len(n.embedding) for n in result] == [4096] * 3
+    assert wire.input_types() == ["document"]
+    assert emb.get_text_embedding_batch(["x"], extra_kwarg=True)  # the sync twin, as before

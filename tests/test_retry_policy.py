@@ -121,3 +121,35 @@ def test_retry_delay_table(error, retries_done, max_retries, expected) -> None:
 )
 def test_paced_delay_table(error, waited, max_retries, expected) -> None:
     assert paced_delay(error, waited, max_retries, now=NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "state", "retry", "delay", "wait_here", "after"),
+    [
+        # A 429 that says when: pacing, not a retry; the pacer holds the request.
+        (429, {"retry-after": "2"}, (3, 0, 0.0), True, 2.0, False, (0, 2.0)),
+        # Pacing stops counting as free once the total wait would pass MAX_RETRY_AFTER.
+        (429, {"retry-after": "2"}, (3, 0, 59.0), True, 2.0, False, (1, 59.0)),
+        (503, {"retry-after": "1"}, (3, 1, 0.0), True, 1.0, True, (2, 0.0)),
+        (503, {}, (3, 3, 0.0), False, 0.0, False, (3, 0.0)),
+        (400, {}, (3, 0, 0.0), False, 0.0, False, (0, 0.0)),
+        (429, {"retry-after": "2"}, (0, 0, 0.0), False, 0.0, False, (0, 0.0)),  # retries off
+    ],
+)
+def test_decide_from_a_table(status, headers, state, retry, delay, wait_here, after) -> None:
+    from mixlayer_embeddings._retry import RetryState, decide
+
+    decision = decide(status_error(status, headers), RetryState(*state))
+    assert (decision.retry, decision.wait_here) == (retry, wait_here)
+    assert decision.delay == pytest.approx(delay)
+    assert (decision.state.retries_done, decision.state.paced_waited) == after
+
+
+def test_set_testing_as_a_context_manager_restores_the_old_value() -> None:
+    from mixlayer_embeddings import set_testing
+    from mixlayer_embeddings._retry import is_testing
+
+    before = is_testing()
+    with set_testing(not before):
+        assert is_testing() is (not before)
+    assert is_testing() is before

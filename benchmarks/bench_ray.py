@@ -1,0 +1,147 @@
+"""Ray Data: throughput with 1, 2 and 4 actors, a plain openai-SDK ``map_batches`` for
+comparison, and a per-key rate limit with and without the shared budget.
+
+    python benchmarks/bench_ray.py [--n 200000] [--dims 256] [--latency-ms 50]
+
+The emulator runs in its own process(es); Ray on this machine (``ray.init(num_cpus=4)``: actors
+take half a CPU each, the work is waiting on HTTP). Every vector is checked bit for bit against
+the single-process ``MixlayerClient`` result for the same texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_bulk import KEY, MODEL, start_emulator, stats
+
+
+class OpenAIEmbedder:
+    """The plain way: the openai SDK in a map_batches actor, floats over JSON."""
+
+    def __init__(self, base_url: str, dims: int) -> None:
+        import openai
+
+        self.client = openai.OpenAI(base_url=base_url, api_key=os.environ["MIXLAYER_API_KEY"])
+        self.dims = dims
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        texts = batch.column("text").to_pylist()
+        response = self.client.embeddings.create(
+            model=MODEL, input=texts, dimensions=self.dims, extra_body={"input_type": "document"}
+        )
+        vectors = np.array([d.embedding for d in response.data], dtype=np.float32)
+        flat = pa.array(vectors.reshape(-1), type=pa.float32())
+        return batch.append_column("embedding", pa.FixedSizeListArray.from_arrays(flat, self.dims))
+
+
+def collect(ds: Any, dims: int) -> tuple[list[str], np.ndarray]:
+    table = pa.concat_tables(ray.get(ds.to_arrow_refs())).sort_by("id")
+    column = table.column("embedding").combine_chunks()
+    return table.column("id").to_pylist(), column.flatten().to_numpy().reshape(-1, dims)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--dims", type=int, default=256)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    args = parser.parse_args()
+    from mixlayer_embeddings import MixlayerClient
+    from mixlayer_embeddings.ray_data import embed_dataset
+
+    proc, base_url = start_emulator(args.latency_ms, 2)
+    texts = [f"short text {i} about item {i % 977}" for i in range(args.n)]
+    ids = [f"doc-{i:07d}" for i in range(args.n)]
+    report: dict[str, Any] = {"n": args.n, "dims": args.dims, "latency_ms": args.latency_ms}
+    try:
+        with MixlayerClient(api_key=KEY, model=MODEL, base_url=base_url) as client:
+            expected = client.embed_array(
+                texts, dimensions=args.dims, input_type="document"
+            ).vectors
+        env = {"MIXLAYER_API_KEY": KEY, "MIXLAYER_BASE_URL": base_url}
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env})  # fmt: skip
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        source = ray.data.from_arrow(pa.table({"id": ids, "text": texts})).materialize()
+        rows = []
+        for actors in (1, 2, 4):
+            started = time.perf_counter()
+            out = embed_dataset(source, dimensions=args.dims, concurrency=actors,
+                                shared_rate_limit=False).materialize()  # fmt: skip
+            wall = time.perf_counter() - started
+            got_ids, vectors = collect(out, args.dims)
+            same = got_ids == ids and np.array_equal(vectors, expected)
+            rows.append({"path": f"embed_dataset, {actors} actor(s)", "wall_s": round(wall, 2),
+                         "texts_per_s": round(args.n / wall), "identical": same})  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+        started = time.perf_counter()
+        out = source.map_batches(
+            OpenAIEmbedder, fn_constructor_kwargs={"base_url": base_url, "dims": args.dims},
+            batch_size=2048, batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0.5,
+        ).materialize()  # fmt: skip
+        wall = time.perf_counter() - started
+        got_ids, vectors = collect(out, args.dims)
+        same = got_ids == ids and np.array_equal(vectors, expected)
+        rows.append({"path": "map_batches + openai SDK, 4 actors", "wall_s": round(wall, 2),
+                     "texts_per_s": round(args.n / wall), "identical": same})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+        report["throughput"] = rows
+
+        limited_rows = []
+        proc.terminate()
+        proc.wait()
+        small = source.limit(40_000).materialize()
+        for shared in (False, True):
+            proc, limited_url = start_emulator(args.latency_ms, 2)
+            proc.terminate()
+            proc.wait()
+            # A rate-limited emulator (20 requests/s per key), fresh for each run.
+            import subprocess
+
+            port = limited_url.rsplit(":", 1)[1].split("/")[0]
+            command = [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port",
+                       port, "--api-key", KEY, "--latency-ms", str(args.latency_ms),
+                       "--rate-limit", "20", "--workers", "2"]  # fmt: skip
+            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.5)
+            started = time.perf_counter()
+            out = embed_dataset(
+                small, dimensions=args.dims, concurrency=4, batch_size=256,
+                shared_rate_limit=shared, base_url=limited_url, max_retries=20,
+            ).materialize()  # fmt: skip
+            wall = time.perf_counter() - started
+            seen = stats(limited_url)
+            ok = seen["requests"] - seen["rate_limited"]
+            limited_rows.append({
+                "shared_budget": shared, "wall_s": round(wall, 2),
+                "requests": seen["requests"], "answered_429": seen["rate_limited"],
+                "share_429": round(seen["rate_limited"] / seen["requests"], 3),
+                "ok_requests_per_s": round(ok / wall, 1), "limit": 20,
+                "rows": out.count(),
+            })  # fmt: skip
+            print(json.dumps(limited_rows[-1]), flush=True)
+        report["rate_limit"] = limited_rows
+    finally:
+        proc.terminate()
+        proc.wait()
+        ray.shutdown()
+    out_dir = Path("benchmarks/results")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "ray.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
