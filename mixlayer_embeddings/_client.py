@@ -30,7 +30,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
@@ -57,7 +57,7 @@ from ._exceptions import (
     translate_transport_error,
 )
 from ._models import EmbeddingResponse
-from ._options import EmbedOptions
+from ._options import EmbedOptions, OptionKwargs
 from ._pacing import Pacer, RatePacer
 from ._response import ParsedBatch, parse_embedding_response
 from ._results import (
@@ -77,6 +77,9 @@ from ._validation import (
     normalize_input,
 )
 from ._version import __version__
+
+if TYPE_CHECKING:  # typing_extensions is only needed by type checkers (Unpack, Python < 3.11)
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncMixlayerClient", "MixlayerClient", "ProgressCallback"]
 
@@ -124,25 +127,6 @@ class _Plan:
     total: int
     #: Vectors are kept as their float32 bytes (for the numpy path), never as floats.
     raw: bool = False
-
-
-def _options(
-    *,
-    input_type: str | None,
-    dimensions: int | None,
-    encoding_format: str | None,
-    normalize: bool | None,
-    truncate: bool | None,
-    extra_body: Mapping[str, Any] | None,
-) -> EmbedOptions:
-    return EmbedOptions(
-        input_type=input_type,
-        dimensions=dimensions,
-        encoding_format=encoding_format,
-        normalize=normalize,
-        truncate=truncate,
-        extra_body=extra_body or {},
-    )
 
 
 #: What the runner sends back into a flow: the response, or the httpx error that replaced it.
@@ -750,27 +734,17 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         input: EmbeddingInput,
         *,
         model: str | None = None,
-        input_type: str | None = None,
-        dimensions: int | None = None,
         encoding_format: str | None = None,
-        normalize: bool | None = None,
-        truncate: bool | None = None,
-        extra_body: Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
+        **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingResponse:
         """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``.
 
-        ``extra_body`` adds request fields this package does not name (it may not set
-        ``model``, ``input`` or a named option).
+        Options (``input_type``, ``dimensions``, ``normalize``, ``truncate``, ``extra_body``)
+        are ``EmbedOptions`` fields; ``extra_body`` adds request fields this package does not
+        name (it may not set ``model``, ``input`` or a named option).
         """
-        options = _options(
-            input_type=input_type,
-            dimensions=dimensions,
-            encoding_format=encoding_format,
-            normalize=normalize,
-            truncate=truncate,
-            extra_body=extra_body,
-        )
+        options = EmbedOptions(encoding_format=encoding_format, **options_kw)
         return self.embed_with_options(input, options, model=model, on_progress=on_progress)
 
     def embed_with_options(
@@ -792,24 +766,13 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         input: EmbeddingInput,
         *,
         model: str | None = None,
-        input_type: str | None = None,
-        dimensions: int | None = None,
-        normalize: bool | None = None,
-        truncate: bool | None = None,
-        extra_body: Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
+        **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingArray:
         """Embed into one C-contiguous float32 numpy array of shape (N, D) (the ``numpy``
         extra). Vectors go from the base64 bytes straight into the array: no Python float is
         made, so memory stays near the array's own size."""
-        options = _options(
-            input_type=input_type,
-            dimensions=dimensions,
-            encoding_format=None,
-            normalize=normalize,
-            truncate=truncate,
-            extra_body=extra_body,
-        )
+        options = EmbedOptions(**options_kw)
         plan = self._plan(input, options, model, raw=True)
         collector = self._run(plan, on_progress)
         assert isinstance(collector, ArrayCollector)
@@ -850,13 +813,9 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         texts: Iterable[str] | Iterable[Sequence[int]],
         *,
         model: str | None = None,
-        input_type: str | None = None,
-        dimensions: int | None = None,
-        normalize: bool | None = None,
-        truncate: bool | None = None,
-        extra_body: Mapping[str, Any] | None = None,
         as_array: bool = False,
         skip_rejected: bool = False,
+        **options_kw: Unpack[OptionKwargs],
     ) -> Iterator[EmbeddedBatch[Any]]:
         """Stream: read ``texts`` (any iterable, e.g. a generator over a huge file) in batches
         of ``batch_size`` and yield each batch's vectors in input order as they complete.
@@ -868,14 +827,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         batch's first input index). ``skip_rejected=True``: items the service refuses as
         invalid do not stop the stream; their batch is yielded with ``rejected`` naming them.
         """
-        options = _options(
-            input_type=input_type,
-            dimensions=dimensions,
-            encoding_format=None,
-            normalize=normalize,
-            truncate=truncate,
-            extra_body=extra_body,
-        )
+        options = EmbedOptions(**options_kw)
         plan = self._plan([], options, model, raw=as_array, lazy=True)
         outcomes = self._outcomes(plan, self._stream_batches(texts), ordered=True)
         try:
@@ -1046,27 +998,17 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         input: EmbeddingInput,
         *,
         model: str | None = None,
-        input_type: str | None = None,
-        dimensions: int | None = None,
         encoding_format: str | None = None,
-        normalize: bool | None = None,
-        truncate: bool | None = None,
-        extra_body: Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
+        **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingResponse:
         """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``.
 
-        ``extra_body`` adds request fields this package does not name (it may not set
-        ``model``, ``input`` or a named option).
+        Options (``input_type``, ``dimensions``, ``normalize``, ``truncate``, ``extra_body``)
+        are ``EmbedOptions`` fields; ``extra_body`` adds request fields this package does not
+        name (it may not set ``model``, ``input`` or a named option).
         """
-        options = _options(
-            input_type=input_type,
-            dimensions=dimensions,
-            encoding_format=encoding_format,
-            normalize=normalize,
-            truncate=truncate,
-            extra_body=extra_body,
-        )
+        options = EmbedOptions(encoding_format=encoding_format, **options_kw)
         return await self.embed_with_options(input, options, model=model, on_progress=on_progress)
 
     async def embed_with_options(
@@ -1088,22 +1030,11 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         input: EmbeddingInput,
         *,
         model: str | None = None,
-        input_type: str | None = None,
-        dimensions: int | None = None,
-        normalize: bool | None = None,
-        truncate: bool | None = None,
-        extra_body: Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
+        **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingArray:
         """``MixlayerClient.embed_array``, awaited."""
-        options = _options(
-            input_type=input_type,
-            dimensions=dimensions,
-            encoding_format=None,
-            normalize=normalize,
-            truncate=truncate,
-            extra_body=extra_body,
-        )
+        options = EmbedOptions(**options_kw)
         plan = self._plan(input, options, model, raw=True)
         collector = await self._run(plan, on_progress)
         assert isinstance(collector, ArrayCollector)
@@ -1139,24 +1070,13 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         texts: Iterable[str] | Iterable[Sequence[int]] | AsyncIterable[Any],
         *,
         model: str | None = None,
-        input_type: str | None = None,
-        dimensions: int | None = None,
-        normalize: bool | None = None,
-        truncate: bool | None = None,
-        extra_body: Mapping[str, Any] | None = None,
         as_array: bool = False,
         skip_rejected: bool = False,
+        **options_kw: Unpack[OptionKwargs],
     ) -> AsyncIterator[EmbeddedBatch[Any]]:
         """``MixlayerClient.iter_embed`` as an async iterator; ``texts`` may also be an async
         iterable."""
-        options = _options(
-            input_type=input_type,
-            dimensions=dimensions,
-            encoding_format=None,
-            normalize=normalize,
-            truncate=truncate,
-            extra_body=extra_body,
-        )
+        options = EmbedOptions(**options_kw)
         plan = self._plan([], options, model, raw=as_array, lazy=True)
         outcomes = self._outcomes(plan, self._astream_batches(texts), ordered=True)
         try:

@@ -1,20 +1,24 @@
 """Per-call options: one frozen value, validated against the model, turned into a body once.
 
-Adding an option means a field here, its check in ``validate``, and (if it has a framework
-spelling) one line in each adapter's ``_settings``. Nothing else passes options by hand.
+Adding an option means a field of ``EmbedOptions`` (with its check in ``validate`` and its name
+in ``body``), a line of ``OptionKwargs``, and, for the adapters, a field of ``AdapterSettings``
+and of each adapter. Every client method takes them as ``**options`` (typed by ``Unpack``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from ._config import ModelSpec
 from ._exceptions import InvalidParameterError
 from ._validation import validate_options
 
-__all__ = ["RESERVED_BODY_KEYS", "EmbedOptions", "check_extra_body"]
+#: EmbedOptions fields sent as request fields of the same name, when set.
+_BODY_FIELDS = ("input_type", "dimensions", "normalize", "truncate")
+
+__all__ = ["RESERVED_BODY_KEYS", "EmbedOptions", "OptionKwargs", "check_extra_body"]
 
 #: Request fields an ``extra_body`` may not set: they belong to the call or to a named option,
 #: and letting a dict override them would silently change what is embedded, or how.
@@ -48,6 +52,17 @@ def check_extra_body(extra: object, *, param: str = "extra_body") -> dict[str, A
     return dict(extra)
 
 
+class OptionKwargs(TypedDict, total=False):
+    """The per-call options as keyword arguments of the clients' methods (typed by ``Unpack``):
+    the same names as ``EmbedOptions``, written once here instead of in every signature."""
+
+    input_type: str | None
+    dimensions: int | None
+    normalize: bool | None
+    truncate: bool | None
+    extra_body: Mapping[str, Any]
+
+
 @dataclass(frozen=True)
 class EmbedOptions:
     """What one call asks of the service, besides the model and the input."""
@@ -79,7 +94,7 @@ class EmbedOptions:
         body: dict[str, Any] = {**self.extra_body, "model": model}
         body["encoding_format"] = self.encoding_format or "base64"
         # Unset options are omitted, never sent as null.
-        for name in ("input_type", "dimensions", "normalize", "truncate"):
+        for name in _BODY_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 body[name] = value

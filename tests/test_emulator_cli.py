@@ -87,6 +87,7 @@ def running(monkeypatch):
     if child.poll() is None:
         child.kill()
         child.wait()
+    child.stderr.close()
 
 
 def test_it_announces_copy_pasteable_exports_and_logs_each_request(running) -> None:

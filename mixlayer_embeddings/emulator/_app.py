@@ -26,17 +26,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._config import MAX_BATCH_SIZE, QWEN3_EMBEDDING_8B
+from .._config import QWEN3_EMBEDDING_8B
 from .._exceptions import InvalidInputError, InvalidParameterError
 from .._validation import normalize_input, validate_options
 from ._vectors import FULL_DIMENSIONS, count_tokens, embed_items, tokenize
 
 __all__ = ["CHAT_MODEL", "CONTEXT_WINDOW", "EMBEDDING_MODEL", "EmulatorState", "create_app"]
 
-EMBEDDING_MODEL = "qwen/qwen3-embedding-8b"
+# The model it serves, and its limits, come from the one model spec the clients also use.
+EMBEDDING_MODEL = QWEN3_EMBEDDING_8B.model_id
 CHAT_MODEL = "qwen/qwen3.5-9b"
 #: Qwen3 Embedding 8B's context window, in tokens.
-CONTEXT_WINDOW = 32768
+CONTEXT_WINDOW = QWEN3_EMBEDDING_8B.context_window
 
 _PARAM_CODES = {
     "dimensions": "invalid_dimensions",
@@ -310,9 +311,11 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
     items = normalized.items
     if not items:
         raise _bad_request("input must not be empty", "invalid_input")
-    if len(items) > MAX_BATCH_SIZE:
+    if len(items) > QWEN3_EMBEDDING_8B.max_batch_size:
         raise _bad_request(
-            f"input arrays must contain 1-{MAX_BATCH_SIZE} items, got {len(items)}", "invalid_input"
+            f"input arrays must contain 1-{QWEN3_EMBEDDING_8B.max_batch_size} items, "
+            f"got {len(items)}",
+            "invalid_input",
         )
     truncate = body.get("truncate") is True
     too_long = [i for i, item in enumerate(items) if count_tokens(item) > state.context_window]

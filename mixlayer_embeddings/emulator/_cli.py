@@ -111,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_CANNOT_LISTEN
+    # Listening before announcing: a client that connects at once waits in the backlog until
+    # the server loop starts, instead of being refused.
+    sock.listen(2048)
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     base_url = f"http://{host}:{port}/v1"

@@ -25,9 +25,11 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from .._config import QWEN3_EMBEDDING_8B
+
 __all__ = ["FULL_DIMENSIONS", "count_tokens", "embed_items", "tokenize"]
 
-FULL_DIMENSIONS = 4096
+FULL_DIMENSIONS = QWEN3_EMBEDDING_8B.full_dimensions
 _OCTAVES = (
     (0, 32),
     (32, 64),
