@@ -91,10 +91,16 @@ class RatePacer:
             while self._successes and self._successes[0] < now - WINDOW:
                 self._successes.popleft()
             if self.rate is None:
-                # What got through recently is what the limit allows; over at least a second,
-                # since a burst the service allows all at once is not its rate.
-                span = max(now - self._successes[0], 1.0) if self._successes else WINDOW
-                self.rate = max(MIN_RATE, len(self._successes) / span)
+                if len(self._successes) >= 2:
+                    # What got through recently is what the limit allows; over at least a
+                    # second, since a burst the service allows all at once is not its rate.
+                    span = max(now - self._successes[0], 1.0)
+                    estimate = len(self._successes) / span
+                else:
+                    # Refused before any success was counted (an opening burst): the wait for
+                    # the next free slot bounds the rate from above; 429s bring it down.
+                    estimate = 1.0 / retry_after if retry_after else 1.0
+                self.rate = max(MIN_RATE, estimate)
                 self._changed = now
             elif sent_at >= self._changed:
                 self.rate = max(MIN_RATE, self.rate * BACKOFF)

@@ -27,7 +27,7 @@ from mixlayer_embeddings._pacing import BACKOFF, FAST_PROBE, PROBE, RatePacer
             [("s", 9.5), ("s", 9.6), ("t", 10.0, 9.9), ("t", 10.5, 10.1), ("s", 11)],
             2.0 * BACKOFF * (1 + PROBE),
         ),
-        ([("t", 1.0, 0.9)], 0.2),  # no success at all: the floor
+        ([("t", 1.0, 0.9)], 10.0),  # no success yet: 1 / Retry-After (0.1 s), an upper bound
     ],
 )
 def test_rate_from_events(events, rate) -> None:
