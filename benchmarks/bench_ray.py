@@ -56,6 +56,12 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--dims", type=int, default=256)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--per-actor-concurrency",
+        type=int,
+        default=1,
+        help="requests in flight per actor in the scaling runs (1: scaling shows in actors)",
+    )
     args = parser.parse_args()
     from mixlayer_embeddings import MixlayerClient
     from mixlayer_embeddings.ray_data import embed_dataset
@@ -77,8 +83,10 @@ def main() -> int:
         rows = []
         for actors in (1, 2, 4):
             started = time.perf_counter()
-            out = embed_dataset(source, dimensions=args.dims, concurrency=actors,
-                                shared_rate_limit=False).materialize()  # fmt: skip
+            out = embed_dataset(
+                source, dimensions=args.dims, concurrency=actors, batch_size=2048,
+                shared_rate_limit=False, max_concurrency=args.per_actor_concurrency,
+            ).materialize()  # fmt: skip
             wall = time.perf_counter() - started
             got_ids, vectors = collect(out, args.dims)
             same = got_ids == ids and np.array_equal(vectors, expected)
@@ -89,7 +97,7 @@ def main() -> int:
         out = source.map_batches(
             OpenAIEmbedder, fn_constructor_kwargs={"base_url": base_url, "dims": args.dims},
             batch_size=2048, batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0.5,
+            compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0.5,  # 1 request per call
         ).materialize()  # fmt: skip
         wall = time.perf_counter() - started
         got_ids, vectors = collect(out, args.dims)
@@ -117,8 +125,10 @@ def main() -> int:
             proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.5)
             started = time.perf_counter()
+            # 2048 rows per actor call sent as 8 requests of 256 at once: 32 in flight over the
+            # 4 actors, far more than the limit allows.
             out = embed_dataset(
-                small, dimensions=args.dims, concurrency=4, batch_size=256,
+                small, dimensions=args.dims, concurrency=4, batch_size=2048, request_size=256,
                 shared_rate_limit=shared, base_url=limited_url, max_retries=20,
             ).materialize()  # fmt: skip
             wall = time.perf_counter() - started

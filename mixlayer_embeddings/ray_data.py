@@ -186,11 +186,15 @@ def embed_dataset(
     output_column: str = "embedding",
     concurrency: int = 2,
     batch_size: int = DEFAULT_RAY_BATCH_SIZE,
+    request_size: int = 2048,
     shared_rate_limit: bool = True,
     rate: float | None = None,
     **embedder_options: Any,
 ) -> ray.data.Dataset:
     """``ds`` with an ``output_column`` of float32 vectors, embedded by ``concurrency`` actors.
+
+    Each actor gets ``batch_size`` rows at a time and sends them as requests of
+    ``request_size`` texts, up to ``max_concurrency`` (an embedder option, default 8) at once.
 
     ``shared_rate_limit``: the actors book their requests in one ``SharedRateBudget`` (given a
     ``rate`` in requests/s, or learning it from the service's 429s), so the job as a whole
@@ -203,7 +207,7 @@ def embed_dataset(
             "text_column": text_column,
             "output_column": output_column,
             "rate_budget": budget,
-            "batch_size": min(batch_size, 2048),
+            "batch_size": min(request_size, batch_size),
             **embedder_options,
         },
         batch_size=batch_size,
