@@ -79,7 +79,9 @@ def main() -> int:
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": env})  # fmt: skip
         ray.data.DataContext.get_current().enable_progress_bars = False
-        source = ray.data.from_arrow(pa.table({"id": ids, "text": texts})).materialize()
+        # Many blocks: an actor pool hands out blocks, so one block would feed one actor.
+        table = pa.table({"id": ids, "text": texts})
+        source = ray.data.from_arrow(table).repartition(args.n // 2048 + 1).materialize()
         rows = []
         for actors in (1, 2, 4):
             started = time.perf_counter()

@@ -33,8 +33,8 @@ from mixlayer_embeddings._adapter import (
     AdapterModel,
     AdapterSettings,
     ClientSettings,
+    timeout_as_data,
 )
-from mixlayer_embeddings._config import to_timeout
 
 __all__ = ["MixlayerEmbeddings"]
 
@@ -150,14 +150,7 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
         # Accepted as a str (what users pass), always held as a SecretStr.
         return SecretStr(value) if isinstance(value, str) else value
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout_as_data(cls, value: Any) -> Any:
-        # Stored as plain data, so dumps/loads and pickles carry it.
-        timeout = to_timeout(value)
-        if isinstance(value, httpx.Timeout) and timeout is not None:
-            return (timeout.connect, timeout.read, timeout.write, timeout.pool)
-        return value
+    _timeout_as_data = field_validator("timeout", mode="before")(timeout_as_data)
 
     @model_validator(mode="after")
     def _valid_settings(self) -> Self:

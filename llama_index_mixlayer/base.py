@@ -31,8 +31,8 @@ from mixlayer_embeddings._adapter import (
     AdapterModel,
     AdapterSettings,
     ClientSettings,
+    timeout_as_data,
 )
-from mixlayer_embeddings._config import to_timeout
 
 __all__ = ["MixlayerEmbedding"]
 
@@ -146,14 +146,7 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
     def _known_keywords(cls, data: Any) -> Any:
         return cls._refuse_unknown_keywords(data)
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout_as_data(cls, value: Any) -> Any:
-        # Stored as plain data, so to_dict()/from_dict() and pickles carry it.
-        timeout = to_timeout(value)
-        if isinstance(value, httpx.Timeout) and timeout is not None:
-            return (timeout.connect, timeout.read, timeout.write, timeout.pool)
-        return value
+    _timeout_as_data = field_validator("timeout", mode="before")(timeout_as_data)
 
     @model_validator(mode="after")
     def _valid_settings(self) -> Self:

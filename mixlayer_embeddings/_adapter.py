@@ -43,6 +43,7 @@ __all__ = [
     "ClientSettings",
     "progress_bar",
     "suggest_keyword",
+    "timeout_as_data",
 ]
 
 
@@ -250,28 +251,38 @@ class AdapterCore:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    def _take(self) -> tuple[MixlayerClient | None, AsyncMixlayerClient | None]:
+        """Hand over the clients (and forget them): the next call builds new ones."""
+        with self._lock:
+            sync, async_ = self._sync, self._async
+            self._sync = self._async = None
+        if sync is not None:
+            sync[1].close()
+        return (sync[1] if sync else None), (async_[1] if async_ else None)
+
     def close(self) -> None:
         """Close the pools this adapter opened (an injected http client is left to its owner)."""
-        with self._lock:
-            sync, async_ = self._sync, self._async
-            self._sync = self._async = None
-        if sync is not None:
-            sync[1].close()
-        if async_ is not None:
-            async_[1].release()
+        _, client = self._take()
+        if client is not None:
+            client.release()
 
     async def aclose(self) -> None:
-        with self._lock:
-            sync, async_ = self._sync, self._async
-            self._sync = self._async = None
-        if sync is not None:
-            sync[1].close()
-        if async_ is not None:
-            client = async_[1]
-            if client._loop is None or client._loop is asyncio.get_running_loop():
-                await client.aclose()
-            else:
-                client.release()
+        _, client = self._take()
+        if client is None:
+            return
+        if client._loop is None or client._loop is asyncio.get_running_loop():
+            await client.aclose()
+        else:
+            client.release()
+
+
+def timeout_as_data(value: Any) -> Any:
+    """A ``mode="before"`` field validator for ``timeout``: checked, and an ``httpx.Timeout``
+    stored as its ``(connect, read, write, pool)`` tuple, so serialized forms carry it."""
+    timeout = to_timeout(value)
+    if isinstance(value, httpx.Timeout) and timeout is not None:
+        return (timeout.connect, timeout.read, timeout.write, timeout.pool)
+    return value
 
 
 # -- keyword suggestions ------------------------------------------------------------------------

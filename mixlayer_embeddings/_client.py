@@ -263,6 +263,27 @@ class _AsyncGate:
             self._cond.notify_all()
 
 
+class _Chunker:
+    """Cuts a stream of texts into validated batches of ``batch_size``, numbering them."""
+
+    def __init__(self, client: _BaseClient[Any]) -> None:
+        self._client = client
+        self._chunk: list[Any] = []
+        self._start = 0
+
+    def push(self, text: Any) -> _Batch | None:
+        self._chunk.append(text)
+        return self.flush() if len(self._chunk) == self._client.batch_size else None
+
+    def flush(self) -> _Batch | None:
+        if not self._chunk:
+            return None
+        batch = self._client._chunk(self._start, self._chunk)
+        self._start += len(self._chunk)
+        self._chunk = []
+        return batch
+
+
 class _BaseClient(Generic[HttpClientT]):
     _http: HttpClientT
 
@@ -394,16 +415,14 @@ class _BaseClient(Generic[HttpClientT]):
         return _Batch(start, normalized.items)
 
     def _stream_batches(self, texts: Iterable[Any]) -> Iterator[_Batch]:
-        chunk: list[Any] = []
-        start = 0
+        chunker = _Chunker(self)
         for text in texts:
-            chunk.append(text)
-            if len(chunk) == self.batch_size:
-                yield self._chunk(start, chunk)
-                start += len(chunk)
-                chunk = []
-        if chunk:
-            yield self._chunk(start, chunk)
+            batch = chunker.push(text)
+            if batch is not None:
+                yield batch
+        last = chunker.flush()
+        if last is not None:
+            yield last
 
     def _collector(self, plan: _Plan, *, offset: int = 0) -> ListCollector | ArrayCollector:
         make = ArrayCollector if plan.raw else ListCollector
@@ -1089,19 +1108,17 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         self, texts: Iterable[Any] | AsyncIterable[Any]
     ) -> AsyncIterator[_Batch]:
         if not isinstance(texts, AsyncIterable):
-            for batch in self._stream_batches(texts):
-                yield batch
+            for ready in self._stream_batches(texts):
+                yield ready
             return
-        chunk: list[Any] = []
-        start = 0
+        chunker = _Chunker(self)
         async for text in texts:
-            chunk.append(text)
-            if len(chunk) == self.batch_size:
-                yield self._chunk(start, chunk)
-                start += len(chunk)
-                chunk = []
-        if chunk:
-            yield self._chunk(start, chunk)
+            batch = chunker.push(text)
+            if batch is not None:
+                yield batch
+        last = chunker.flush()
+        if last is not None:
+            yield last
 
     async def _outcomes(
         self, plan: _Plan, batches: AsyncIterator[_Batch], *, ordered: bool

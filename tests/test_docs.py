@@ -25,6 +25,8 @@ def test_the_framework_pages_have_python_blocks() -> None:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+# The README's Ray example starts a local cluster, and Ray warns about its own deprecated settings.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_code_blocks_run(page: Path, mixlayer_emulator, monkeypatch, capsys) -> None:
     monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
     monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
