@@ -15,9 +15,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     field_validator,
-    model_validator,
 )
-from typing_extensions import Self
 
 from mixlayer_embeddings import (
     API_KEY_ENV,
@@ -33,7 +31,6 @@ from mixlayer_embeddings._adapter import (
     AdapterModel,
     AdapterSettings,
     ClientSettings,
-    timeout_as_data,
 )
 
 __all__ = ["MixlayerEmbeddings"]
@@ -139,23 +136,11 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
 
     _core: AdapterCore = PrivateAttr(default_factory=AdapterCore)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keywords(cls, data: Any) -> Any:
-        return cls._refuse_unknown_keywords(data)
-
     @field_validator("api_key", mode="after")
     @classmethod
     def _key_as_secret(cls, value: SecretStr | str | None) -> SecretStr | None:
         # Accepted as a str (what users pass), always held as a SecretStr.
         return SecretStr(value) if isinstance(value, str) else value
-
-    _timeout_as_data = field_validator("timeout", mode="before")(timeout_as_data)
-
-    @model_validator(mode="after")
-    def _valid_settings(self) -> Self:
-        self._check_settings()
-        return self
 
     def _settings(self) -> AdapterSettings:
         """Every field, in the core's spelling: read at every call."""

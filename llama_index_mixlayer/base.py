@@ -13,8 +13,7 @@ from llama_index.core.instrumentation.events.embedding import (
     EmbeddingEndEvent,
     EmbeddingStartEvent,
 )
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
-from typing_extensions import Self
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from mixlayer_embeddings import (
     API_KEY_ENV,
@@ -31,7 +30,6 @@ from mixlayer_embeddings._adapter import (
     AdapterModel,
     AdapterSettings,
     ClientSettings,
-    timeout_as_data,
 )
 
 __all__ = ["MixlayerEmbedding"]
@@ -140,18 +138,6 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
     )
 
     _core: AdapterCore = PrivateAttr(default_factory=AdapterCore)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keywords(cls, data: Any) -> Any:
-        return cls._refuse_unknown_keywords(data)
-
-    _timeout_as_data = field_validator("timeout", mode="before")(timeout_as_data)
-
-    @model_validator(mode="after")
-    def _valid_settings(self) -> Self:
-        self._check_settings()
-        return self
 
     def _settings(self) -> AdapterSettings:
         """Every field, in the core's spelling: read at every call."""

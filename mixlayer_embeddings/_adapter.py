@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import field_validator, model_validator
 
 from ._client import AsyncMixlayerClient, MixlayerClient, ProgressCallback
 from ._config import Secret, TimeoutSetting, resolve_settings, to_timeout
@@ -301,7 +302,8 @@ class AdapterModel:
     """Mixed into both adapters, before their pydantic base.
 
     Subclasses define ``_settings()`` (fields to ``AdapterSettings``), ``_SYNONYMS`` (other
-    frameworks' names for their fields) and hold an ``AdapterCore`` in ``_core``.
+    frameworks' names for their fields), a ``timeout`` field, and hold an ``AdapterCore`` in
+    ``_core``. pydantic collects the validators below from this mixin for both adapters.
     """
 
     #: Other spellings users bring from other integrations, mapped to this adapter's field.
@@ -313,9 +315,10 @@ class AdapterModel:
     def _settings(self) -> AdapterSettings:  # pragma: no cover - each adapter defines it
         raise NotImplementedError
 
+    @model_validator(mode="before")
     @classmethod
-    def _refuse_unknown_keywords(cls, data: Any) -> Any:
-        """Run as a ``mode="before"`` model validator: name the field meant by a wrong one."""
+    def _known_keywords(cls, data: Any) -> Any:
+        """Refuse an unknown keyword, naming the field most likely meant."""
         if not isinstance(data, Mapping):
             return data
         fields: dict[str, Any] = cls.model_fields  # type: ignore[attr-defined]
@@ -339,9 +342,15 @@ class AdapterModel:
             )
         return data
 
+    _timeout_as_data = field_validator("timeout", mode="before")(timeout_as_data)
+
+    @model_validator(mode="after")
+    def _valid_settings(self) -> Any:
+        """Construction and every assignment refuse a bad value with the same message."""
+        self._check_settings()
+        return self
+
     def _check_settings(self) -> None:
-        """Run as a ``mode="after"`` model validator, so construction and every assignment
-        refuse a bad value with the same message."""
         self._settings().validate()
 
     def __setattr__(self, name: str, value: Any) -> None:
