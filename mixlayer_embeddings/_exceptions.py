@@ -57,6 +57,13 @@ __all__ = [
 _MAX_INDEXES_IN_MESSAGE = 20
 
 
+def _name_indexes(indexes: Sequence[int]) -> str:
+    """``3, 41, 42``, or the first twenty and ``and N more``."""
+    listed = ", ".join(str(i) for i in list(indexes)[:_MAX_INDEXES_IN_MESSAGE])
+    more = len(indexes) - _MAX_INDEXES_IN_MESSAGE
+    return f"{listed} and {more} more" if more > 0 else listed
+
+
 class MixlayerError(Exception):
     """Base class of every error raised by mixlayer-embeddings.
 
@@ -92,11 +99,8 @@ class InvalidInputError(InvalidRequestError):
     def __init__(self, message: str, *, indexes: Sequence[int] = ()) -> None:
         self.indexes: list[int] = list(indexes)
         if self.indexes:
-            shown = ", ".join(str(i) for i in self.indexes[:_MAX_INDEXES_IN_MESSAGE])
-            more = len(self.indexes) - _MAX_INDEXES_IN_MESSAGE
-            suffix = f" and {more} more" if more > 0 else ""
             noun = "index" if len(self.indexes) == 1 else "indexes"
-            message = f"{message} (input {noun} {shown}{suffix})"
+            message = f"{message} (input {noun} {_name_indexes(self.indexes)})"
         super().__init__(message, param="input")
 
 
@@ -201,15 +205,13 @@ class InputRejectedError(BadRequestError):
     def combine(cls, errors: Sequence[InputRejectedError], total: int) -> InputRejectedError:
         """One error for a call whose batches refused items: every refused item, named once."""
         indexes = sorted(i for e in errors for i in e.indexes)
-        shown = ", ".join(str(i) for i in indexes[:_MAX_INDEXES_IN_MESSAGE])
-        more = len(indexes) - _MAX_INDEXES_IN_MESSAGE
-        suffix = f" and {more} more" if more > 0 else ""
         noun = "item" if len(indexes) == 1 else "items"
         first = errors[0]
         batches = "1 batch" if len(errors) == 1 else f"{len(errors)} batches"
         return cls(
-            f"The service refused input {noun} {shown}{suffix} ({first.code}: {first.detail}) in "
-            f"{batches}; the other {total - len(indexes)} items were embedded (see .partial). "
+            f"The service refused input {noun} {_name_indexes(indexes)} "
+            f"({first.code}: {first.detail}) in {batches}; the other {total - len(indexes)} "
+            "items were embedded (see .partial). "
             "Retry without them, or with truncate=True if they are too long.",
             response=first.response,
             body=first.body,
@@ -224,9 +226,6 @@ class InputRejectedError(BadRequestError):
         cls, refused: APIStatusError, indexes: Sequence[int], *, batch_size: int | None = None
     ) -> InputRejectedError:
         """The service's refusal of a batch, attributed to the items it refused."""
-        shown = ", ".join(str(i) for i in list(indexes)[:_MAX_INDEXES_IN_MESSAGE])
-        more = len(indexes) - _MAX_INDEXES_IN_MESSAGE
-        suffix = f" and {more} more" if more > 0 else ""
         noun = "item" if len(indexes) == 1 else "items"
         scope = (
             f"; the other {batch_size - len(indexes)} items of that batch were accepted"
@@ -234,7 +233,7 @@ class InputRejectedError(BadRequestError):
             else ""
         )
         return cls(
-            f"The service refused input {noun} {shown}{suffix} ({refused.code}: "
+            f"The service refused input {noun} {_name_indexes(indexes)} ({refused.code}: "
             f"{refused.detail}){scope}."
             " Retry without them, or with truncate=True if they are too long.",
             response=refused.response,
