@@ -263,6 +263,52 @@ class _AsyncGate:
             self._cond.notify_all()
 
 
+class _CallTally:
+    """One ``embed`` call's bookkeeping, shared by the sync and async runners: each batch's
+    outcome goes into the collector; refused items let the other batches go on, any other
+    failure stops the call; at the end, what failed is raised carrying what succeeded."""
+
+    def __init__(self, client: _BaseClient[Any], plan: _Plan) -> None:
+        self.plan = plan
+        self.collector = client._collector(plan)
+        self._settle = client._settle
+        self._settled: set[int] = set()
+        self._rejected: list[InputRejectedError] = []
+        self._fatal: BaseException | None = None
+
+    def record(self, batch: _Batch, outcome: ParsedBatch | BaseException) -> bool:
+        """Take one batch's outcome; True when the call must stop."""
+        self._settled.add(batch.start)
+        error = self._settle(self.collector, batch, outcome)
+        if isinstance(error, InputRejectedError):
+            self._rejected.append(error)
+        elif error is not None:
+            self._fatal = error
+            return True
+        return False
+
+    def finish(self) -> ListCollector | ArrayCollector:
+        """The collector when every batch succeeded; else raise, with ``partial`` attached."""
+        fatal, rejected, plan, collector = self._fatal, self._rejected, self.plan, self.collector
+        if fatal is None and not rejected:
+            return collector
+        if fatal is not None and not isinstance(fatal, APIError):
+            raise fatal  # an interrupt, or a bug: nothing to attach
+        for batch in plan.batches:
+            if batch.start not in self._settled:
+                collector.fail(batch.start, batch.stop, None)
+        error: APIError
+        if fatal is not None:
+            error = fatal
+        elif len(rejected) == 1 and len(plan.batches) == 1:
+            error = rejected[0]  # its own message is exact: the batch is the whole call
+        else:
+            error = InputRejectedError.combine(rejected, plan.total)
+        if len(plan.batches) > 1 or rejected:
+            error.partial = collector.partial()
+        raise error
+
+
 class _Chunker:
     """Cuts a stream of texts into validated batches of ``batch_size``, numbering them."""
 
@@ -467,33 +513,6 @@ class _BaseClient(Generic[HttpClientT]):
                 vectors = collector.response().embeddings
             return EmbeddedBatch(batch.start, vectors, collector.usage, rejected)
         if isinstance(error, APIError):
-            error.partial = collector.partial()
-        raise error
-
-    @staticmethod
-    def _finish(
-        plan: _Plan,
-        collector: ListCollector | ArrayCollector,
-        settled: set[int],
-        rejected: list[InputRejectedError],
-        fatal: BaseException | None,
-    ) -> None:
-        """Raise what failed, carrying what succeeded; return when everything succeeded."""
-        if fatal is None and not rejected:
-            return
-        if fatal is not None and not isinstance(fatal, APIError):
-            raise fatal  # an interrupt, or a bug: nothing to attach
-        for batch in plan.batches:
-            if batch.start not in settled:
-                collector.fail(batch.start, batch.stop, None)
-        error: APIError
-        if fatal is not None:
-            error = fatal
-        elif len(rejected) == 1 and len(plan.batches) == 1:
-            error = rejected[0]  # its own message is exact: the batch is the whole call
-        else:
-            error = InputRejectedError.combine(rejected, plan.total)
-        if len(plan.batches) > 1 or rejected:
             error.partial = collector.partial()
         raise error
 
@@ -800,10 +819,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
     def _run(
         self, plan: _Plan, on_progress: ProgressCallback | None
     ) -> ListCollector | ArrayCollector:
-        collector = self._collector(plan)
-        settled: set[int] = set()
-        rejected: list[InputRejectedError] = []
-        fatal: BaseException | None = None
+        tally = _CallTally(self, plan)
         outcomes = self._outcomes(
             plan,
             iter(plan.batches),
@@ -812,20 +828,13 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         )
         try:
             for batch, outcome in outcomes:
-                settled.add(batch.start)
-                error = self._settle(collector, batch, outcome)
-                if error is None:
-                    if on_progress is not None:
-                        on_progress(len(batch.items))
-                elif isinstance(error, InputRejectedError):
-                    rejected.append(error)  # the other batches go on
-                else:
-                    fatal = error
+                if tally.record(batch, outcome):
                     break
+                if on_progress is not None and isinstance(outcome, ParsedBatch):
+                    on_progress(len(batch.items))
         finally:
             outcomes.close()  # drops the batches not started
-        self._finish(plan, collector, settled, rejected, fatal)
-        return collector
+        return tally.finish()
 
     def iter_embed(
         self,
@@ -1062,27 +1071,17 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
     async def _run(
         self, plan: _Plan, on_progress: ProgressCallback | None
     ) -> ListCollector | ArrayCollector:
-        collector = self._collector(plan)
-        settled: set[int] = set()
-        rejected: list[InputRejectedError] = []
-        fatal: BaseException | None = None
+        tally = _CallTally(self, plan)
         outcomes = self._outcomes(plan, _aiter_batches(plan.batches), ordered=False)
         try:
             async for batch, outcome in outcomes:
-                settled.add(batch.start)
-                error = self._settle(collector, batch, outcome)
-                if error is None:
-                    if on_progress is not None:
-                        on_progress(len(batch.items))
-                elif isinstance(error, InputRejectedError):
-                    rejected.append(error)  # the other batches go on
-                else:
-                    fatal = error
+                if tally.record(batch, outcome):
                     break
+                if on_progress is not None and isinstance(outcome, ParsedBatch):
+                    on_progress(len(batch.items))
         finally:
             await outcomes.aclose()  # cancels the requests still in flight
-        self._finish(plan, collector, settled, rejected, fatal)
-        return collector
+        return tally.finish()
 
     async def iter_embed(
         self,
