@@ -31,34 +31,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-KEY = "bench-key"
-MODEL = "qwen/qwen3-embedding-8b"
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_ingest
+from bench_ingest import KEY, MODEL
+
 POISON = "x " * 40_000
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_emulator(latency_ms: float, workers: int, fault_rate: float = 0.0) -> tuple[Any, str]:
-    port = free_port()
-    command = [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port", str(port)]
-    command += ["--api-key", KEY, "--latency-ms", str(latency_ms), "--workers", str(workers)]
-    command += ["--fault-rate", str(fault_rate)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(200):
-        try:
-            httpx.get(f"{base_url}/models", headers={"Authorization": f"Bearer {KEY}"})
-            return proc, base_url
-        except httpx.ConnectError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("emulator did not start")
+    return bench_ingest.start_emulator(
+        latency_ms, "--workers", str(workers), "--fault-rate", str(fault_rate)
+    )
 
 
 def stats(base_url: str) -> dict[str, int]:

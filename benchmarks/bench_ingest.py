@@ -180,7 +180,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_emulator(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+def start_emulator(latency_ms: float, *options: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The emulator CLI in its own process; ``options`` are more of its flags."""
     import httpx
 
     port = free_port()
@@ -195,6 +196,7 @@ def start_emulator(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
             KEY,
             "--latency-ms",
             str(latency_ms),
+            *options,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

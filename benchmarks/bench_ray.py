@@ -23,6 +23,7 @@ import pyarrow as pa
 import ray
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_ingest
 from bench_bulk import KEY, MODEL, start_emulator, stats
 
 
@@ -114,18 +115,10 @@ def main() -> int:
         proc.wait()
         small = source.limit(40_000).materialize()
         for shared in (False, True):
-            proc, limited_url = start_emulator(args.latency_ms, 2)
-            proc.terminate()
-            proc.wait()
             # A rate-limited emulator (20 requests/s per key), fresh for each run.
-            import subprocess
-
-            port = limited_url.rsplit(":", 1)[1].split("/")[0]
-            command = [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port",
-                       port, "--api-key", KEY, "--latency-ms", str(args.latency_ms),
-                       "--rate-limit", "20", "--workers", "2"]  # fmt: skip
-            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(1.5)
+            proc, limited_url = bench_ingest.start_emulator(
+                args.latency_ms, "--rate-limit", "20", "--workers", "2"
+            )
             started = time.perf_counter()
             # 2048 rows per actor call sent as 8 requests of 256 at once: 32 in flight over the
             # 4 actors, far more than the limit allows.
