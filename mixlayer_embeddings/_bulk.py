@@ -358,9 +358,9 @@ def _prepare(args: argparse.Namespace, model: str) -> int:
 
 @dataclass
 class Totals:
-    rows: int = 0
+    """This run's counts (the rows written in all runs are ``next_row``)."""
+
     embedded: int = 0
-    rejected: int = 0
     tokens: int = 0
 
 
@@ -373,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
         raise Refused(f"{args.input}: no such file", 2)
     start_row = _prepare(args, model)
     writer = Writer(args.output, args.format, args.dimensions)
-    totals = Totals(rows=start_row)
+    totals = Totals()
 
     started = time.perf_counter()
     input_type = None if args.input_type == "none" else args.input_type
@@ -409,8 +409,6 @@ def run(args: argparse.Namespace) -> int:
                 rejects.append({"row": row.number, "id": row.id, "error": refused[offset]})
         rejects.sort(key=lambda r: r["row"])
         writer.commit(next_row, upto - next_row, batch_rows, vectors, rejects)
-        totals.rows += upto - next_row
-        totals.rejected += len(rejects)
         totals.embedded += len(batch_rows) - len(refused)
         if bar is not None:
             bar.update(upto - next_row)
@@ -458,7 +456,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     size = sum(p.path.stat().st_size for p in committed_parts(args.output))
     summary = {
-        "rows": totals.rows,
+        "rows": next_row,
         "embedded_this_run": totals.embedded,
         "rejected": len(all_rejects),
         "requests": counters.requests,
