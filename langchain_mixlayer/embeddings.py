@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 import httpx
 from langchain_core.embeddings import Embeddings
 from langchain_core.load.serializable import Serializable
-from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
     AliasChoices,
     ConfigDict,
@@ -24,20 +23,16 @@ from mixlayer_embeddings import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
     MODEL_ENV,
-    Secret,
 )
-from mixlayer_embeddings._adapter import (
-    AdapterCore,
-    AdapterModel,
-    AdapterSettings,
-    ClientSettings,
-)
+from mixlayer_embeddings._adapter import AdapterCore, AdapterModel
+from mixlayer_embeddings._config import environment_value
 
 __all__ = ["MixlayerEmbeddings"]
 
 
-def _reveal(key: SecretStr | str) -> str:
-    return key.get_secret_value() if isinstance(key, SecretStr) else key
+def _env_secret() -> SecretStr | None:
+    value = environment_value(API_KEY_ENV)
+    return SecretStr(value) if value else None
 
 
 class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
@@ -63,15 +58,15 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
             query = embeddings.embed_query("Where is Paris?")
     """
 
-    model: str | None = Field(default_factory=from_env(MODEL_ENV, default=None))
+    model: str | None = Field(default_factory=lambda: environment_value(MODEL_ENV))
     """Embedding model id (env ``MIXLAYER_EMBEDDING_MODEL``)."""
     api_key: SecretStr | str | None = Field(
-        default_factory=secret_from_env(API_KEY_ENV, default=None),
+        default_factory=_env_secret,
         validation_alias=AliasChoices("api_key", "mixlayer_api_key"),
     )
     """API key (env ``MIXLAYER_API_KEY``); held as a ``SecretStr``, so never shown in a repr,
     a dump or a pickle."""
-    base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
+    base_url: str | None = Field(default_factory=lambda: environment_value(BASE_URL_ENV))
     """API base URL (env ``MIXLAYER_BASE_URL``, default ``https://models.mixlayer.ai/v1``)."""
     dimensions: int | None = None
     """Output vector size (Qwen3 Embedding 8B: 32 to 4096); None for the model's full size."""
@@ -98,6 +93,8 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
     """Headers sent with every request (not ``Authorization``: the key is ``api_key``)."""
     proxy: str | None = Field(default=None, repr=False)
     """Proxy URL for the http clients this object creates."""
+    rate: float | None = None
+    """Requests per second the key may send, if you know it; None learns it from 429s."""
     show_progress_bar: bool = False
     """A tqdm progress bar for ``embed_documents`` (``pip install "…[progress]"``)."""
     allow_insecure_http: bool = False
@@ -132,6 +129,10 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
         "input_type": "document_input_type",
         "dimension": "dimensions",
     }
+    _RENAMES: ClassVar[dict[str, str]] = {
+        "extra_body": "model_kwargs",
+        "async_http_client": "http_async_client",
+    }
     _SHARED_FIELDS: ClassVar[tuple[str, ...]] = ("http_client", "http_async_client")
 
     _core: AdapterCore = PrivateAttr(default_factory=AdapterCore)
@@ -141,32 +142,6 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
     def _key_as_secret(cls, value: SecretStr | str | None) -> SecretStr | None:
         # Accepted as a str (what users pass), always held as a SecretStr.
         return SecretStr(value) if isinstance(value, str) else value
-
-    def _settings(self) -> AdapterSettings:
-        """Every field, in the core's spelling: read at every call."""
-        return AdapterSettings(
-            client=ClientSettings(
-                api_key=Secret(_reveal(self.api_key)) if self.api_key else None,
-                base_url=self.base_url,
-                model=self.model,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                batch_size=self.batch_size,
-                max_concurrency=self.max_concurrency,
-                allow_insecure_http=self.allow_insecure_http,
-                default_headers=self.default_headers,
-                proxy=self.proxy,
-                http_client=self.http_client,
-                async_http_client=self.http_async_client,
-            ),
-            dimensions=self.dimensions,
-            normalize=self.normalize,
-            truncate=self.truncate,
-            query_input_type=self.query_input_type,
-            document_input_type=self.document_input_type,
-            extra_body=self.model_kwargs,
-            extra_body_param="model_kwargs",
-        )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed corpus texts (``input_type="document"``), one vector per text, in order."""
@@ -212,5 +187,5 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
         super().__setstate__(state)
         object.__setattr__(self, "__pydantic_private__", {"_core": AdapterCore()})
         if self.api_key is None:
-            self.__dict__["api_key"] = secret_from_env(API_KEY_ENV, default=None)()
+            self.__dict__["api_key"] = _env_secret()
         self._check_settings()

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -23,14 +22,9 @@ from mixlayer_embeddings import (
     DEFAULT_MAX_RETRIES,
     MAX_BATCH_SIZE,
     MODEL_ENV,
-    Secret,
 )
-from mixlayer_embeddings._adapter import (
-    AdapterCore,
-    AdapterModel,
-    AdapterSettings,
-    ClientSettings,
-)
+from mixlayer_embeddings._adapter import AdapterCore, AdapterModel
+from mixlayer_embeddings._config import environment_value
 
 __all__ = ["MixlayerEmbedding"]
 
@@ -39,7 +33,7 @@ dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 
 
 def _env(name: str) -> Callable[[], str | None]:
-    return lambda: os.environ.get(name, "").strip() or None
+    return lambda: environment_value(name)
 
 
 class MixlayerEmbedding(AdapterModel, BaseEmbedding):
@@ -62,7 +56,7 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
     """
 
     model_name: str = Field(
-        default_factory=lambda: os.environ.get(MODEL_ENV, "").strip(),
+        default_factory=lambda: environment_value(MODEL_ENV) or "",
         description="Embedding model id (env MIXLAYER_EMBEDDING_MODEL).",
     )
     api_key: str | None = Field(
@@ -101,6 +95,10 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
         default_factory=dict, description="Headers sent with every request."
     )
     proxy: str | None = Field(default=None, repr=False, description="Proxy URL.")
+    rate: float | None = Field(
+        default=None,
+        description="Requests per second the key may send, if known (None: learned from 429s).",
+    )
     allow_insecure_http: bool = False
     http_client: httpx.Client | None = Field(default=None, exclude=True)
     async_http_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
@@ -129,6 +127,12 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
         "input_type": "document_input_type",
         "dimension": "dimensions",
     }
+    _RENAMES: ClassVar[dict[str, str]] = {
+        "model": "model_name",
+        "base_url": "api_base",
+        "batch_size": "embed_batch_size",
+        "extra_body": "additional_kwargs",
+    }
     _SHARED_FIELDS: ClassVar[tuple[str, ...]] = (
         "http_client",
         "async_http_client",
@@ -138,33 +142,6 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
     )
 
     _core: AdapterCore = PrivateAttr(default_factory=AdapterCore)
-
-    def _settings(self) -> AdapterSettings:
-        """Every field, in the core's spelling: read at every call."""
-        return AdapterSettings(
-            client=ClientSettings(
-                api_key=Secret(self.api_key) if self.api_key else None,
-                base_url=self.api_base,
-                model=self.model_name or None,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                batch_size=self.embed_batch_size,
-                max_concurrency=self.max_concurrency,
-                allow_insecure_http=self.allow_insecure_http,
-                default_headers=self.default_headers,
-                proxy=self.proxy,
-                http_client=self.http_client,
-                async_http_client=self.async_http_client,
-            ),
-            dimensions=self.dimensions,
-            normalize=self.normalize,
-            truncate=self.truncate,
-            query_input_type=self.query_input_type,
-            document_input_type=self.document_input_type,
-            extra_body=self.additional_kwargs,
-            batch_size_param="embed_batch_size",
-            extra_body_param="additional_kwargs",
-        )
 
     @classmethod
     def class_name(cls) -> str:

@@ -5,6 +5,7 @@ The LangChain adapter is ``langchain_mixlayer.MixlayerEmbeddings``; the LlamaInd
 """
 
 from ._client import AsyncMixlayerClient, MixlayerClient, ProgressCallback
+from ._clock import Clock
 from ._config import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -15,6 +16,7 @@ from ._config import (
     DEFAULT_TIMEOUT,
     MAX_BATCH_SIZE,
     MODEL_ENV,
+    ClientKwargs,
     Secret,
 )
 from ._exceptions import (
@@ -38,8 +40,9 @@ from ._exceptions import (
     ResponseValidationError,
 )
 from ._models import EmbeddingResponse, Usage
+from ._options import OptionKwargs
+from ._pacing import RatePacer
 from ._results import EmbeddedBatch, EmbeddingArray, FailedRange, PartialResult
-from ._retry import set_testing
 from ._version import __version__
 
 __all__ = [
@@ -59,6 +62,8 @@ __all__ = [
     "AsyncMixlayerClient",
     "AuthenticationError",
     "BadRequestError",
+    "ClientKwargs",
+    "Clock",
     "ConfigurationError",
     "EmbeddedBatch",
     "EmbeddingArray",
@@ -73,13 +78,43 @@ __all__ = [
     "MixlayerClient",
     "MixlayerError",
     "NotFoundError",
+    "OptionKwargs",
     "PartialResult",
     "PermissionDeniedError",
     "ProgressCallback",
     "RateLimitError",
+    "RatePacer",
     "ResponseValidationError",
     "Secret",
     "Usage",
     "__version__",
-    "set_testing",
 ]
+
+
+# Errors and clients report the module users import them from (``mixlayer_embeddings.
+# AuthenticationError``), not the private one that defines them, as httpx does.
+for _public in (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncMixlayerClient,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InputRejectedError,
+    InsecureTransportError,
+    InternalServerError,
+    InvalidInputError,
+    InvalidParameterError,
+    InvalidRequestError,
+    MixlayerClient,
+    MixlayerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RatePacer,
+    ResponseValidationError,
+):
+    _public.__module__ = __name__
+del _public

@@ -14,20 +14,20 @@ suggestions, copies with their own clients, and ``close()`` / ``aclose()``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import difflib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import field_validator, model_validator
 
 from ._client import AsyncMixlayerClient, MixlayerClient, ProgressCallback
-from ._config import Secret, TimeoutSetting, resolve_settings, to_timeout
+from ._config import ClientConfig, Secret, to_timeout
+from ._exceptions import InvalidParameterError
 from ._options import EmbedOptions, check_extra_body
 from ._validation import (
     check_client_options,
@@ -38,6 +38,7 @@ from ._validation import (
 )
 
 __all__ = [
+    "ADAPTER_NAMES",
     "AdapterCore",
     "AdapterModel",
     "AdapterSettings",
@@ -48,6 +49,23 @@ __all__ = [
 ]
 
 
+#: The client settings an adapter exposes as fields (a shared pacer and a clock are the core's).
+_CLIENT_FIELDS = tuple(f.name for f in fields(ClientConfig) if f.name not in ("pacer", "clock"))
+#: The per-call options an adapter exposes as fields, in the core's spelling.
+_OPTION_FIELDS = (
+    "dimensions",
+    "normalize",
+    "truncate",
+    "query_input_type",
+    "document_input_type",
+    "extra_body",
+)
+#: The adapter's own http clients, in the core's spelling.
+_HTTP_FIELDS = ("http_client", "async_http_client")
+#: Every core name an adapter maps a field to (its rename table may respell any of them).
+ADAPTER_NAMES = (*_CLIENT_FIELDS, *_OPTION_FIELDS, *_HTTP_FIELDS)
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """Everything that shapes a client; a change to any of it means new clients.
@@ -55,41 +73,28 @@ class ClientSettings:
     Compared with ``==``: injected http clients compare by identity.
     """
 
-    api_key: Secret | None
-    base_url: str | None
-    model: str | None
-    timeout: TimeoutSetting
-    max_retries: int
-    batch_size: int
-    max_concurrency: int
-    allow_insecure_http: bool
-    default_headers: Mapping[str, str]
-    proxy: str | None
-    http_client: httpx.Client | None
-    async_http_client: httpx.AsyncClient | None
+    config: ClientConfig
+    http_client: httpx.Client | None = None
+    async_http_client: httpx.AsyncClient | None = None
 
-    def _common(self) -> dict[str, Any]:
-        return {
-            "api_key": self.api_key,
-            "base_url": self.base_url,
-            "model": self.model,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "batch_size": self.batch_size,
-            "max_concurrency": self.max_concurrency,
-            "allow_insecure_http": self.allow_insecure_http,
-            "default_headers": self.default_headers,
-        }
+    def _kwargs(self) -> dict[str, Any]:
+        return {f.name: getattr(self.config, f.name) for f in fields(self.config)}
 
     def sync_client(self) -> MixlayerClient:
-        proxy = None if self.http_client is not None else self.proxy
-        return MixlayerClient(**self._common(), http_client=self.http_client, proxy=proxy)
+        return MixlayerClient(http_client=self.http_client, **self._kwargs())
 
     def async_client(self) -> AsyncMixlayerClient:
-        proxy = None if self.async_http_client is not None else self.proxy
-        return AsyncMixlayerClient(
-            **self._common(), http_client=self.async_http_client, proxy=proxy
-        )
+        return AsyncMixlayerClient(http_client=self.async_http_client, **self._kwargs())
+
+
+def _plain(value: Any) -> Any:
+    """A framework's secret (pydantic ``SecretStr``) as our ``Secret``; a blank string as None."""
+    if hasattr(value, "get_secret_value") and not isinstance(value, Secret):
+        value = value.get_secret_value()
+        return Secret(value) if value else None
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -103,50 +108,70 @@ class AdapterSettings:
     query_input_type: str | None = "query"
     document_input_type: str | None = "document"
     extra_body: Mapping[str, Any] = field(default_factory=dict)
-    #: The adapter's names for the options whose spelling differs from the core's.
-    batch_size_param: str = "batch_size"
-    extra_body_param: str = "extra_body"
+    #: The adapter's names for the core's, where they differ (its rename table).
+    renames: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, model: object, renames: Mapping[str, str]) -> AdapterSettings:
+        """Every field of an adapter ``model``, read now and respelled by ``renames`` (core
+        name -> the adapter's field name)."""
+
+        def get(name: str) -> Any:
+            return _plain(getattr(model, renames.get(name, name)))
+
+        return cls(
+            client=ClientSettings(
+                ClientConfig(**{name: get(name) for name in _CLIENT_FIELDS}),
+                *(get(name) for name in _HTTP_FIELDS),
+            ),
+            **{name: get(name) for name in _OPTION_FIELDS},
+            renames=renames,
+        )
+
+    def _name(self, core_name: str) -> str:
+        return self.renames.get(core_name, core_name)
 
     def validate(self) -> None:
         """Refuse, with the model's own limits, what would fail at the first call.
 
         Makes no network call and builds no client. Raises ``ConfigurationError`` or
         ``InvalidParameterError`` (both ``ValueError``, which pydantic reports as a
-        ``ValidationError`` naming this message).
+        ``ValidationError`` naming this message), each naming the adapter's own field.
         """
-        c = self.client
-        resolved = resolve_settings(
-            api_key=c.api_key,
-            base_url=c.base_url,
-            model=c.model,
-            allow_insecure_http=c.allow_insecure_http,
-        )
+        c = self.client.config
+        resolved = c.resolve(names=self.renames)
         check_client_options(
             batch_size=c.batch_size,
             max_concurrency=c.max_concurrency,
             max_retries=c.max_retries,
-            batch_size_param=self.batch_size_param,
+            rate=c.rate,
+            batch_size_param=self._name("batch_size"),
         )
+        injected = [
+            self._name(name) for name in _HTTP_FIELDS if getattr(self.client, name) is not None
+        ]
+        if c.proxy is not None and injected:
+            raise InvalidParameterError(
+                f"proxy applies to the http clients this object creates; you passed your own "
+                f"({', '.join(injected)}), so give it the proxy instead",
+                param="proxy",
+            )
         to_timeout(c.timeout)
         check_default_headers(c.default_headers)
-        check_extra_body(self.extra_body, param=self.extra_body_param)
+        check_extra_body(self.extra_body, param=self._name("extra_body"))
         for param, input_type in (
             ("query_input_type", self.query_input_type),
             ("document_input_type", self.document_input_type),
         ):
-            try:
-                validate_options(
-                    spec=resolved.spec,
-                    input_type=input_type,
-                    dimensions=self.dimensions,
-                    encoding_format=None,
-                    normalize=self.normalize,
-                    truncate=self.truncate,
-                )
-            except ValueError as exc:
-                if getattr(exc, "param", None) == "input_type":
-                    raise type(exc)(str(exc).replace("input_type=", f"{param}="), param=param)  # type: ignore[call-arg]  # noqa: B904 - the same error, named by the adapter's field
-                raise
+            validate_options(
+                spec=resolved.spec,
+                input_type=input_type,
+                dimensions=self.dimensions,
+                encoding_format=None,
+                normalize=self.normalize,
+                truncate=self.truncate,
+                input_type_param=self._name(param),
+            )
 
     def options(self, input_type: str | None) -> EmbedOptions:
         return EmbedOptions(
@@ -271,7 +296,7 @@ class AdapterCore:
         _, client = self._take()
         if client is None:
             return
-        if client._loop is None or client._loop is asyncio.get_running_loop():
+        if client.bound_to_running_loop():
             await client.aclose()
         else:
             client.release()
@@ -301,19 +326,23 @@ def suggest_keyword(unknown: str, known: Sequence[str], synonyms: Mapping[str, s
 class AdapterModel:
     """Mixed into both adapters, before their pydantic base.
 
-    Subclasses define ``_settings()`` (fields to ``AdapterSettings``), ``_SYNONYMS`` (other
-    frameworks' names for their fields), a ``timeout`` field, and hold an ``AdapterCore`` in
-    ``_core``. pydantic collects the validators below from this mixin for both adapters.
+    Subclasses define ``_RENAMES`` (the core's names they spell differently), ``_SYNONYMS``
+    (other frameworks' names for their fields), a ``timeout`` field, and hold an
+    ``AdapterCore`` in ``_core``. pydantic collects the validators below from this mixin for
+    both adapters.
     """
 
+    #: Core name -> this adapter's field name, where the framework spells it differently.
+    _RENAMES: ClassVar[Mapping[str, str]] = {}
     #: Other spellings users bring from other integrations, mapped to this adapter's field.
     _SYNONYMS: ClassVar[Mapping[str, str]] = {}
     #: Fields holding live objects a copy shares with its original instead of copying.
     _SHARED_FIELDS: ClassVar[tuple[str, ...]] = ()
     _core: AdapterCore
 
-    def _settings(self) -> AdapterSettings:  # pragma: no cover - each adapter defines it
-        raise NotImplementedError
+    def _settings(self) -> AdapterSettings:
+        """Every field, in the core's spelling: read at every call."""
+        return AdapterSettings.read(self, self._RENAMES)
 
     @model_validator(mode="before")
     @classmethod

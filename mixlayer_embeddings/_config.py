@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any, TypedDict
 
 import httpx
 
+from ._clock import Clock
 from ._exceptions import ConfigurationError, InsecureTransportError, InvalidParameterError
+from ._pacing import Pacer
 
 __all__ = [
     "API_KEY_ENV",
@@ -22,10 +26,13 @@ __all__ = [
     "MAX_BATCH_SIZE",
     "MODEL_ENV",
     "QWEN3_EMBEDDING_8B",
+    "ClientConfig",
+    "ClientKwargs",
     "ModelSpec",
     "Secret",
     "Settings",
     "TimeoutSetting",
+    "environment_value",
     "lookup_model",
     "resolve_settings",
     "to_timeout",
@@ -181,6 +188,13 @@ def _pick(explicit: str | None, env: Mapping[str, str], name: str) -> str | None
     return value or None
 
 
+def environment_value(name: str) -> str | None:
+    """One of our variables (``API_KEY_ENV``, ``MODEL_ENV``, ``BASE_URL_ENV``), stripped, or
+    None when unset or blank. The only reader of the environment besides ``resolve_settings``:
+    front ends that show or store a setting (an adapter's field default) read it here."""
+    return _pick(None, os.environ, name)
+
+
 def resolve_settings(
     *,
     api_key: str | Secret | None,
@@ -188,20 +202,30 @@ def resolve_settings(
     model: str | None,
     allow_insecure_http: bool = False,
     environ: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Explicit argument, then environment, then a clear error naming the missing variable."""
+    """Explicit argument, then environment, then a clear error naming the missing variable.
+
+    ``names``: a front end's spelling of ``api_key``, ``model`` and ``base_url``, so the
+    message names the argument its user can actually pass.
+    """
     env = os.environ if environ is None else environ
+    named = {"api_key": "api_key", "model": "model", "base_url": "base_url", **(names or {})}
     key = api_key if isinstance(api_key, Secret) else _pick(api_key, env, API_KEY_ENV)
-    if key is None or (isinstance(key, str) and not key.strip()):
+    if isinstance(key, Secret):
+        key = key.get_secret_value()
+    if key is None or not key.strip():
         raise ConfigurationError(
-            f"No Mixlayer API key: pass api_key=... or set the {API_KEY_ENV} environment variable."
+            f"No Mixlayer API key: pass {named['api_key']}=... or set the {API_KEY_ENV} "
+            "environment variable."
         )
-    secret = key if isinstance(key, Secret) else Secret(key.strip())
+    secret = Secret(key.strip())
 
     chosen_model = _pick(model, env, MODEL_ENV)
     if chosen_model is None or not chosen_model.strip():
         raise ConfigurationError(
-            f"No embedding model: pass model=... or set the {MODEL_ENV} environment variable "
+            f"No embedding model: pass {named['model']}=... or set the {MODEL_ENV} "
+            "environment variable "
             "(for example qwen/qwen3-embedding-8b)."
         )
 
@@ -209,7 +233,8 @@ def resolve_settings(
     url = httpx.URL(str(raw_url) if raw_url is not None else DEFAULT_BASE_URL)
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(
-            f"base_url must be an absolute http(s) URL such as {DEFAULT_BASE_URL}, got {url!s}"
+            f"{named['base_url']} must be an absolute http(s) URL such as {DEFAULT_BASE_URL}, "
+            f"got {url!s}"
         )
     if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
         raise InsecureTransportError(
@@ -222,3 +247,80 @@ def resolve_settings(
     return Settings(
         api_key=secret, base_url=url, model=chosen_model.strip(), spec=lookup_model(chosen_model)
     )
+
+
+class ClientKwargs(TypedDict, total=False):
+    """The client settings as keyword arguments (typed by ``Unpack``): the fields of
+    ``ClientConfig``, written once here instead of in every constructor and front end."""
+
+    api_key: str | Secret | None
+    base_url: str | httpx.URL | None
+    model: str | None
+    timeout: TimeoutSetting
+    max_retries: int
+    batch_size: int
+    max_concurrency: int
+    allow_insecure_http: bool
+    default_headers: Mapping[str, str] | None
+    proxy: str | httpx.URL | None
+    rate: float | None
+    pacer: Pacer | None
+    clock: Clock | None
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything that shapes a client except its http client, with the defaults.
+
+    ``api_key``, ``model`` and ``base_url`` left None are read from the environment when the
+    client is built (``resolve_settings``). ``rate``: requests per second you know the key
+    may send (None: learned from 429s). ``pacer``: a rate budget (``RatePacer``) to share
+    between clients; None gives the client its own, at ``rate``. ``clock``: where waits are
+    read and slept (tests pass their own); None is the system clock. Compared with ``==`` by
+    adapters, which build new clients when it changes.
+    """
+
+    api_key: str | Secret | None = None
+    base_url: str | httpx.URL | None = None
+    model: str | None = None
+    timeout: TimeoutSetting = None
+    max_retries: int = DEFAULT_MAX_RETRIES
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    allow_insecure_http: bool = False
+    default_headers: Mapping[str, str] | None = None
+    proxy: str | httpx.URL | None = None
+    rate: float | None = None
+    pacer: Pacer | None = None
+    clock: Clock | None = None
+
+    def __post_init__(self) -> None:
+        # The key is held in its Secret from the first moment: no repr of the settings, or of
+        # an object holding them, can show it.
+        if isinstance(self.api_key, str):
+            object.__setattr__(self, "api_key", Secret(self.api_key))
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any], *, owner: str) -> ClientConfig:
+        """The settings a constructor was given; an unknown keyword is refused, naming the
+        setting most likely meant (a keyword is never swallowed)."""
+        names = [f.name for f in fields(cls)]
+        for key in kwargs:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise TypeError(
+                    f"{owner} got an unexpected keyword argument {key!r}{hint}; "
+                    f"its settings are: http_client, {', '.join(names)}"
+                )
+        return cls(**kwargs)
+
+    def resolve(self, names: Mapping[str, str] | None = None) -> Settings:
+        """Key, URL and model: explicit, else the environment, else a ConfigurationError."""
+        return resolve_settings(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            model=self.model,
+            allow_insecure_http=self.allow_insecure_http,
+            names=names,
+        )

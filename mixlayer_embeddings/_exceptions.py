@@ -97,11 +97,17 @@ class InvalidInputError(InvalidRequestError):
     """One or more ``input`` items are invalid; ``indexes`` lists every offending item."""
 
     def __init__(self, message: str, *, indexes: Sequence[int] = ()) -> None:
+        #: What is wrong with the items, without where they are.
+        self.reason = message
         self.indexes: list[int] = list(indexes)
         if self.indexes:
             noun = "index" if len(self.indexes) == 1 else "indexes"
             message = f"{message} (input {noun} {_name_indexes(self.indexes)})"
         super().__init__(message, param="input")
+
+    def shifted(self, offset: int) -> InvalidInputError:
+        """The same error for items that stand ``offset`` further on in the caller's input."""
+        return type(self)(self.reason, indexes=[offset + i for i in self.indexes])
 
 
 class InvalidParameterError(InvalidRequestError):

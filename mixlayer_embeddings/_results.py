@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._exceptions import APIError, ResponseValidationError
+from ._batching import Batch, Plan
+from ._exceptions import APIError, InputRejectedError, ResponseValidationError
 from ._models import EmbeddingResponse, Usage
 from ._response import ParsedBatch
 
@@ -24,12 +25,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArrayCollector",
+    "CallTally",
     "Collector",
     "EmbeddedBatch",
     "EmbeddingArray",
     "FailedRange",
     "ListCollector",
     "PartialResult",
+    "collector_for",
+    "settle",
+    "streamed_batch",
 ]
 
 VectorsT = TypeVar("VectorsT")
@@ -230,3 +235,95 @@ class ArrayCollector(Collector):
         rows = [None if vectors is None or i in failed else vectors[i] for i in range(self.total)]
         ranges = sorted(self.failed, key=lambda r: r.start)
         return PartialResult(self.total, rows, ranges, self.usage, self.offset)
+
+
+# -- a call's bookkeeping, shared by the sync and async runners --------------------------------
+
+
+def collector_for(plan: Plan, *, offset: int = 0) -> ListCollector | ArrayCollector:
+    make = ArrayCollector if plan.raw else ListCollector
+    return make(plan.total, plan.model, plan.dimensions, offset=offset)
+
+
+def settle(
+    collector: Collector, batch: Batch, outcome: ParsedBatch | BaseException
+) -> BaseException | None:
+    """Record one batch's outcome; return its error, if it failed."""
+    if isinstance(outcome, ParsedBatch):
+        collector.add(batch.start, outcome)
+        return None
+    if isinstance(outcome, InputRejectedError):
+        # The bisection's accepted halves are kept: only the refused items fail.
+        for start, parsed in outcome.accepted:
+            collector.add(start, parsed)
+        for index in outcome.indexes:
+            collector.fail(index, index + 1, outcome)
+    elif isinstance(outcome, APIError):
+        collector.fail(batch.start, batch.stop, outcome)
+    return outcome
+
+
+class CallTally:
+    """One ``embed`` call's bookkeeping: each batch's outcome goes into the collector; refused
+    items let the other batches go on, any other failure stops the call; at the end, what
+    failed is raised carrying what succeeded."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.collector = collector_for(plan)
+        self._settled: set[int] = set()
+        self._rejected: list[InputRejectedError] = []
+        self._fatal: BaseException | None = None
+
+    def record(self, batch: Batch, outcome: ParsedBatch | BaseException) -> bool:
+        """Take one batch's outcome; True when the call must stop."""
+        self._settled.add(batch.start)
+        error = settle(self.collector, batch, outcome)
+        if isinstance(error, InputRejectedError):
+            self._rejected.append(error)
+        elif error is not None:
+            self._fatal = error
+            return True
+        return False
+
+    def finish(self) -> ListCollector | ArrayCollector:
+        """The collector when every batch succeeded; else raise, with ``partial`` attached."""
+        fatal, rejected, plan, collector = self._fatal, self._rejected, self.plan, self.collector
+        if fatal is None and not rejected:
+            return collector
+        if fatal is not None and not isinstance(fatal, APIError):
+            raise fatal  # an interrupt, or a bug: nothing to attach
+        for batch in plan.batches:
+            if batch.start not in self._settled:
+                collector.fail(batch.start, batch.stop, None)
+        error: APIError
+        if fatal is not None:
+            error = fatal
+        elif len(rejected) == 1 and len(plan.batches) == 1:
+            error = rejected[0]  # its own message is exact: the batch is the whole call
+        else:
+            error = InputRejectedError.combine(rejected, plan.total)
+        if len(plan.batches) > 1 or rejected:
+            error.partial = collector.partial()
+        raise error
+
+
+def streamed_batch(
+    plan: Plan, batch: Batch, outcome: ParsedBatch | BaseException, skip_rejected: bool = False
+) -> EmbeddedBatch[Any]:
+    """A streamed batch's result, or its error raised with what the batch did embed."""
+    collector = collector_for(replace(plan, total=len(batch.items)), offset=batch.start)
+    error = settle(collector, batch, outcome)
+    rejected: dict[int, str] = {}
+    if skip_rejected and isinstance(error, InputRejectedError):
+        rejected = {i: f"{error.code}: {error.detail}" for i in error.indexes}
+        error = None
+    if error is None:
+        if isinstance(collector, ArrayCollector):
+            vectors: Any = collector.array(gaps=bool(rejected)).vectors
+        else:
+            vectors = collector.response().embeddings
+        return EmbeddedBatch(batch.start, vectors, collector.usage, rejected)
+    if isinstance(error, APIError):
+        error.partial = collector.partial()
+    raise error

@@ -28,11 +28,9 @@ __all__ = [
     "RetryState",
     "backoff_delay",
     "decide",
-    "is_testing",
     "paced_delay",
     "parse_retry_after",
     "retry_delay",
-    "set_testing",
     "should_retry",
 ]
 
@@ -42,33 +40,6 @@ MAX_RETRY_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
 
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
-_testing = False
-
-
-# Lower case: it was a function first, and reads as one (set_testing(True)).
-class set_testing:
-    """Turn backoff sleeping and pacing waits off (``True``) for test suites; retries still
-    happen. Also a context manager that puts the previous value back::
-
-        with set_testing(True):
-            ...
-    """
-
-    def __init__(self, on: bool) -> None:
-        global _testing
-        self._previous = _testing
-        _testing = on
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc_info: object) -> None:
-        global _testing
-        _testing = self._previous
-
-
-def is_testing() -> bool:
-    return _testing
 
 
 def should_retry(status_code: int | None, headers: Mapping[str, str]) -> bool:

@@ -117,8 +117,13 @@ def validate_options(
     encoding_format: object,
     normalize: object,
     truncate: object,
+    input_type_param: str = "input_type",
 ) -> None:
-    """Refuse bad parameters, with the model's own limits when we recognise the model."""
+    """Refuse bad parameters, with the model's own limits when we recognise the model.
+
+    ``input_type_param``: the name the caller knows ``input_type`` by (an adapter's
+    ``query_input_type``), used in the message and as the error's ``param``.
+    """
     if dimensions is not None:
         in_range = _is_token(dimensions) and (
             spec.min_dimensions <= dimensions <= spec.max_dimensions  # type: ignore[operator]
@@ -142,15 +147,15 @@ def validate_options(
     if input_type is not None:
         if not isinstance(input_type, str):
             raise InvalidParameterError(
-                f"input_type must be a string, got {type(input_type).__name__}",
-                param="input_type",
+                f"{input_type_param} must be a string, got {type(input_type).__name__}",
+                param=input_type_param,
             )
         if spec is not None and input_type not in spec.input_types:
             allowed = " or ".join(repr(t) for t in sorted(spec.input_types, reverse=True))
             raise InvalidParameterError(
-                f"input_type={input_type!r} is not supported by {spec.name}: use {allowed}, "
-                "or None to omit it",
-                param="input_type",
+                f"{input_type_param}={input_type!r} is not supported by {spec.name}: "
+                f"use {allowed}, or None to omit it",
+                param=input_type_param,
             )
     for name, flag in (("normalize", normalize), ("truncate", truncate)):
         if flag is not None and not isinstance(flag, bool):
@@ -164,6 +169,7 @@ def check_client_options(
     batch_size: object,
     max_concurrency: object,
     max_retries: object,
+    rate: object = None,
     batch_size_param: str = "batch_size",
 ) -> None:
     """Refuse client settings that could only produce requests the service refuses."""
@@ -181,6 +187,13 @@ def check_client_options(
         raise InvalidParameterError(
             f"max_retries must be an integer of at least 0, got {max_retries!r}",
             param="max_retries",
+        )
+    if rate is not None and not (
+        isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 < rate < float("inf")
+    ):
+        raise InvalidParameterError(
+            f"rate must be requests per second greater than 0, or None, got {rate!r}",
+            param="rate",
         )
 
 

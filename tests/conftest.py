@@ -1,26 +1,52 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import random
+import threading
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from mixlayer_embeddings import set_testing
-
 MODEL = "qwen/qwen3-embedding-8b"
 KEY = "sk-test-0123456789abcdef-SECRET"
 
 
-@pytest.fixture(autouse=True)
-def _no_backoff_sleep() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
+class FakeClock:
+    """A ``Clock`` whose time moves only when someone sleeps on it: every wait a client makes
+    (backoff, Retry-After, pacing) is recorded and returns at once, so tests can assert the
+    waits themselves instead of timing them on a machine that may be busy."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._lock = threading.Lock()
+        self.time = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        with self._lock:
+            return self.time
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.time += seconds
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.time += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture(autouse=True)

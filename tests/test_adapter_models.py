@@ -294,3 +294,44 @@ def test_a_new_event_loop_per_call_leaves_no_unclosed_socket(flavour, mixlayer_e
         asyncio.run(flavour.aquery(flavour.make(mixlayer_emulator), "y"))
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_proxy_with_an_injected_client_is_refused_not_dropped(flavour) -> None:
+    # The core refuses proxy= with an injected http client; an adapter used to drop the proxy
+    # silently, so requests went out directly while the user believed they used the proxy.
+    names = {"model": flavour.names["model"], "base_url": flavour.names["base_url"]}
+    for field, client in (
+        ("http_client", httpx.Client()),
+        (flavour.names["async_http_client"], httpx.AsyncClient()),
+    ):
+        with pytest.raises(ValidationError, match=rf"proxy applies .*\({field}\)"):
+            flavour.cls(
+                **{names["model"]: MODEL, "api_key": KEY, field: client},
+                proxy="http://127.0.0.1:9",
+            )
+
+
+def test_a_missing_model_names_the_adapters_own_field(flavour) -> None:
+    with pytest.raises(ValidationError) as info:
+        flavour.cls(api_key=KEY)
+    message = str(info.value)
+    assert f"pass {flavour.names['model']}=..." in message
+    other = "model_name" if flavour.names["model"] == "model" else "model="
+    assert f"pass {other}" not in message
+
+
+def test_a_bad_input_type_names_the_field_that_holds_it(flavour) -> None:
+    with pytest.raises(ValidationError) as info:
+        flavour.cls(**{flavour.names["model"]: MODEL, "api_key": KEY, "query_input_type": "qry"})
+    error = info.value.errors()[0]["ctx"]["error"]
+    assert error.param == "query_input_type"
+    assert str(error).startswith("query_input_type='qry' is not supported by Qwen3 Embedding 8B")
+
+
+def test_a_known_rate_paces_from_the_first_request(flavour, mixlayer_emulator) -> None:
+    emb = flavour.make(mixlayer_emulator, rate=50.0)
+    flavour.query(emb, "x")
+    assert emb._core._sync[1]._pacer.rate == pytest.approx(50.0, rel=0.01)
+    with pytest.raises(ValidationError, match="rate must be requests per second"):
+        flavour.make(mixlayer_emulator, rate=0)
+    emb.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import KEY, MODEL, FakeService, encode, error_response, vector_for
+from conftest import KEY, MODEL, FakeClock, FakeService, encode, error_response, vector_for
 
 from mixlayer_embeddings import (
     APIConnectionError,
@@ -34,7 +34,8 @@ from mixlayer_embeddings import (
     RateLimitError,
     ResponseValidationError,
 )
-from mixlayer_embeddings._client import AdaptiveLimit, plan_batches
+from mixlayer_embeddings._batching import plan_batches
+from mixlayer_embeddings._concurrency import AdaptiveLimit
 from mixlayer_embeddings._response import decode_base64_vector
 
 
@@ -46,8 +47,9 @@ def embed(
     client_kwargs: dict[str, Any] | None = None,
     **kwargs: Any,
 ):
-    """Run one embed call through the sync or the async client over a MockTransport."""
-    options = {"api_key": KEY, "model": MODEL, **(client_kwargs or {})}
+    """Run one embed call through the sync or the async client over a MockTransport, on a
+    fake clock unless ``client_kwargs`` names one (every wait is recorded, none is slept)."""
+    options = {"api_key": KEY, "model": MODEL, "clock": FakeClock(), **(client_kwargs or {})}
     transport = httpx.MockTransport(handler)
     if flavour == "sync":
         with MixlayerClient(http_client=httpx.Client(transport=transport), **options) as client:
@@ -325,15 +327,19 @@ def test_client_errors_are_never_retried(flavour, service) -> None:
     assert len(service.requests) == 1
 
 
-def test_retry_after_is_slept_when_not_testing(monkeypatch, service) -> None:
-    from mixlayer_embeddings import set_testing
-
-    set_testing(False)
-    slept: list[float] = []
-    monkeypatch.setattr("mixlayer_embeddings._client.time.sleep", slept.append)
+def test_retry_after_is_waited_on_the_clients_clock(flavour, service, clock) -> None:
     service.script = [error_response(429, headers={"retry-after": "1.5"})]
-    embed("sync", service, ["a"])
-    assert slept == [pytest.approx(1.5, abs=0.01)]
+    embed(flavour, service, ["a"], client_kwargs={"clock": clock})
+    assert clock.sleeps == [pytest.approx(1.5, abs=0.01)]
+
+
+def test_backoff_waits_grow_on_the_clients_clock(flavour, service, clock) -> None:
+    service.script = [error_response(503)] * 3
+    embed(flavour, service, ["a"], client_kwargs={"clock": clock})
+    # 0.5 s doubling, each less a jitter of at most a quarter.
+    assert len(clock.sleeps) == 3
+    for wait, base in zip(clock.sleeps, (0.5, 1.0, 2.0), strict=True):
+        assert 0.75 * base <= wait <= base
 
 
 def test_timeout_is_configurable_per_client(service) -> None:
@@ -656,3 +662,34 @@ def test_a_429_with_retry_after_pauses_new_requests_then_paces_them() -> None:
     assert pacer.rate == 4 / 1.5  # 4 successes over the last 1.5 s
     # Held until the Retry-After, then one start every 1 / rate: no thundering herd.
     assert [pacer.reserve(now=100.5) for _ in range(3)] == [1.5, 1.875, 2.25]
+
+
+def test_one_pool_per_client_whatever_the_number_of_event_loops() -> None:
+    # asyncio.run per call is how frameworks often call async code; each run is a new loop.
+    # A client used to register a finalizer per loop, each keeping that loop's pool (and its
+    # httpx.AsyncClient) alive: 200 runs left 200 pools.
+    import gc
+
+    from mixlayer_embeddings._loop_pool import LoopPool
+
+    service = FakeService()
+    client = AsyncMixlayerClient(api_key=KEY, model=MODEL, clock=FakeClock())
+    # An owned pool over a MockTransport: swap the transport of each new pool's http client.
+    own = client._own_http_kwargs
+
+    def mocked() -> dict[str, Any]:
+        kwargs = own()
+        kwargs.pop("proxy")
+        return {**kwargs, "transport": httpx.MockTransport(service)}
+
+    client._own_http_kwargs = mocked  # type: ignore[method-assign]
+    client._http = httpx.AsyncClient(**mocked())
+    for _ in range(200):
+        asyncio.run(client.embed("a"))
+    gc.collect()
+    pools = [o for o in gc.get_objects() if isinstance(o, LoopPool)]
+    live_http = [o for o in gc.get_objects() if isinstance(o, httpx.AsyncClient)]
+    assert len(service.requests) == 200
+    assert len(pools) <= 1
+    assert len(live_http) <= 1
+    client.release()

@@ -20,6 +20,8 @@ def test_core_public_surface_is_exactly_this() -> None:
         "AsyncMixlayerClient",
         "AuthenticationError",
         "BadRequestError",
+        "ClientKwargs",
+        "Clock",
         "ConfigurationError",
         "EmbeddedBatch",
         "EmbeddingArray",
@@ -34,15 +36,24 @@ def test_core_public_surface_is_exactly_this() -> None:
         "MixlayerClient",
         "MixlayerError",
         "NotFoundError",
+        "OptionKwargs",
         "PartialResult",
         "PermissionDeniedError",
         "ProgressCallback",
         "RateLimitError",
+        "RatePacer",
         "ResponseValidationError",
         "Secret",
         "Usage",
         "__version__",
-        "set_testing",
     }
     for name in mixlayer_embeddings.__all__:
         assert getattr(mixlayer_embeddings, name) is not None, name
+
+
+def test_public_classes_report_the_public_module() -> None:
+    for name in ("AuthenticationError", "InputRejectedError", "MixlayerClient", "RatePacer"):
+        cls = getattr(mixlayer_embeddings, name)
+        assert cls.__module__ == "mixlayer_embeddings", name
+    error = mixlayer_embeddings.InvalidParameterError("bad", param="x")
+    assert repr(type(error)) == "<class 'mixlayer_embeddings.InvalidParameterError'>"

@@ -143,13 +143,3 @@ def test_decide_from_a_table(status, headers, state, retry, delay, wait_here, af
     assert (decision.retry, decision.wait_here) == (retry, wait_here)
     assert decision.delay == pytest.approx(delay)
     assert (decision.state.retries_done, decision.state.paced_waited) == after
-
-
-def test_set_testing_as_a_context_manager_restores_the_old_value() -> None:
-    from mixlayer_embeddings import set_testing
-    from mixlayer_embeddings._retry import is_testing
-
-    before = is_testing()
-    with set_testing(not before):
-        assert is_testing() is (not before)
-    assert is_testing() is before

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,9 @@ class EmulatorState:
     items: int = 0
     faults: int = 0
     rate_limited: int = 0
+    #: The rate limiter's time: a test gives the emulator and the client one fake clock, so
+    #: the bucket refills exactly as the client's waits say, whatever the machine's speed.
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _random: random.Random = field(default_factory=random.Random, repr=False)
     _bucket: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
@@ -87,7 +91,7 @@ class EmulatorState:
         if not self.rate_limit:
             return None
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             tokens, last = self._bucket.get(key, (self.rate_limit, now))
             tokens = min(self.rate_limit, tokens + (now - last) * self.rate_limit)
             if tokens >= 1.0:
@@ -103,6 +107,7 @@ class EmulatorState:
             self.fault_rate = 0.0
             self.latency_ms = 0.0
             self.rate_limit = None
+            self.clock = time.monotonic
             self._bucket.clear()
             self._random.seed(self.seed)
 

@@ -1,0 +1,197 @@
+"""The sans-I/O flow of one batch: send, retry, and bisect a refused batch.
+
+A flow is a generator with no I/O in it. It yields the ``httpx.Request`` to send (or a
+``Sleep`` before the next attempt) and receives what came back: an ``Answer``, an error
+``httpx.Response`` or the ``httpx.RequestError`` that replaced it. It returns the parsed batch
+or raises the error the call ends with. ``MixlayerClient`` drives flows with threads,
+``AsyncMixlayerClient`` with tasks, so retries, parsing and checking cannot drift between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+import httpx
+
+from ._batching import Batch, Plan
+from ._clock import Clock
+from ._concurrency import AdaptiveLimit, Counters
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    BadRequestError,
+    InputRejectedError,
+    make_status_error,
+    translate_transport_error,
+)
+from ._pacing import Pacer
+from ._response import ParsedBatch, parse_embedding_response
+from ._retry import RetryState, decide, parse_retry_after
+from ._validation import Item
+
+__all__ = ["Answer", "Flow", "FlowContext", "Outcome", "Sleep", "batch_flow", "send_flow"]
+
+logger = logging.getLogger("mixlayer_embeddings")
+
+_REDACTED = "Bearer [REDACTED]"
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """A step of a batch flow: wait this long before the next attempt."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A successful response and its body, read by us: httpx keeps a response in a reference
+    cycle until the garbage collector's next full pass, so a body it held would pile up at
+    corpus scale (measured: +700 MB over 1M texts). Ours is freed as soon as it is parsed."""
+
+    response: httpx.Response
+    content: bytes
+
+
+#: What the runner sends back into a flow: an answer, an error response, or the httpx error.
+Outcome = Answer | httpx.Response | httpx.RequestError | None
+Flow = Generator[httpx.Request | Sleep, Outcome, ParsedBatch]
+
+
+@dataclass(frozen=True)
+class FlowContext:
+    """What a flow reads of its client: how to build a request, the retry budget, and the
+    shared state it reports to (counters, the concurrency limit, the pacer), on one clock."""
+
+    build_request: Callable[[Plan, list[Item]], httpx.Request]
+    max_retries: int
+    counters: Counters
+    limit: AdaptiveLimit
+    pacer: Pacer
+    clock: Clock
+
+
+def batch_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:
+    """Send one batch; if the service refuses some of its items, find which.
+
+    A multi-item batch refused with ``invalid_input`` is bisected (each half re-sent) until
+    the refused items are known, so the error names them instead of failing every item.
+    """
+    try:
+        return (yield from send_flow(ctx, plan, batch.items))
+    except BadRequestError as refused:
+        if refused.code != "invalid_input":
+            raise
+        if len(batch.items) == 1:
+            raise InputRejectedError.from_refusal(refused, [batch.start]) from refused
+        logger.info("batch of %d refused as invalid_input; bisecting", len(batch.items))
+        accepted: list[tuple[int, ParsedBatch]] = []
+        culprits = yield from _bisect_flow(ctx, plan, batch, accepted)
+        error = InputRejectedError.from_refusal(refused, culprits, batch_size=len(batch.items))
+        error.accepted = accepted
+        raise error from refused
+
+
+def _bisect_flow(
+    ctx: FlowContext, plan: Plan, batch: Batch, accepted: list[tuple[int, ParsedBatch]]
+) -> Generator[httpx.Request | Sleep, Outcome, list[int]]:
+    """Input indexes of the items the service refuses, found by halving the batch; the
+    halves it accepts are appended to ``accepted``, so their vectors are not lost."""
+    if len(batch.items) == 1:
+        return [batch.start]
+    middle = len(batch.items) // 2
+    culprits: list[int] = []
+    for half in (
+        Batch(batch.start, batch.items[:middle]),
+        Batch(batch.start + middle, batch.items[middle:]),
+    ):
+        try:
+            parsed = yield from send_flow(ctx, plan, half.items)
+        except BadRequestError as refused:
+            if refused.code != "invalid_input":
+                raise
+            culprits += yield from _bisect_flow(ctx, plan, half, accepted)
+        else:
+            accepted.append((half.start, parsed))
+    return culprits
+
+
+def _status_of(outcome: Outcome) -> object:
+    if isinstance(outcome, Answer):
+        return outcome.response.status_code
+    if isinstance(outcome, httpx.Response):
+        return outcome.status_code
+    return type(outcome).__name__
+
+
+def send_flow(ctx: FlowContext, plan: Plan, batch: list[Item]) -> Flow:
+    """Send one request until it succeeds or the retry policy gives up."""
+    state = RetryState(ctx.max_retries)
+    attempts = 0
+    first_sent = ctx.clock.now()
+    while True:
+        attempts += 1
+        request = ctx.build_request(plan, batch)
+        started = time.perf_counter()
+        sent_at = ctx.clock.now()
+        outcome = yield request
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        ctx.counters.count(requests=1, retries=int(attempts > 1))
+        # The request has been sent: blank the key so no exception or log can carry it.
+        request.headers["Authorization"] = _REDACTED
+        logger.debug(
+            "POST %s -> %s (%d items, %.0f ms)",
+            request.url,
+            _status_of(outcome),
+            len(batch),
+            elapsed_ms,
+        )
+        error: APIError
+        cause: BaseException | None = None
+        if isinstance(outcome, Answer):
+            ctx.limit.on_success()
+            ctx.pacer.on_success()
+            return parse_embedding_response(
+                outcome.response,
+                expected_count=len(batch),
+                dimensions=plan.dimensions,
+                raw=plan.raw,
+                content=outcome.content,
+            )
+        if isinstance(outcome, httpx.Response):
+            error = make_status_error(outcome)
+            if outcome.status_code == 429:
+                ctx.counters.count(rate_limited=1)
+                ctx.limit.on_throttle()
+                ctx.pacer.on_throttle(parse_retry_after(outcome.headers), sent_at)
+                logger.info("rate limited: concurrency now %d", ctx.limit.allowed)
+        elif isinstance(outcome, httpx.RequestError):
+            cause = outcome
+            error = translate_transport_error(outcome)
+        else:  # pragma: no cover - the runners always send an outcome
+            raise RuntimeError("batch flow resumed without an outcome")
+        decision = decide(error, state)
+        if not decision.retry:
+            if state.retries_done:
+                logger.info("giving up after %d retries: %s", state.retries_done, error.message)
+            if isinstance(error, APIConnectionError):
+                error = error.after_attempts(attempts, ctx.clock.now() - first_sent)
+            raise error from cause
+        if decision.state.retries_done > state.retries_done:
+            logger.info(
+                "retry %d/%d in %.2f s after %s",
+                decision.state.retries_done,
+                ctx.max_retries,
+                decision.delay,
+                error.message,
+            )
+        else:
+            logger.info("paced by the server: again in %.2f s", decision.delay)
+        state = decision.state
+        # After a 429 the pacer holds this request with all the others, then lets them go
+        # one by one; any other retry waits its own backoff.
+        if decision.wait_here:
+            yield Sleep(decision.delay)

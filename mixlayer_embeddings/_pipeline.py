@@ -1,0 +1,135 @@
+"""The windowed pipelines: batches run at most ``window`` at a time, by threads or by tasks.
+
+Each yields ``(batch, outcome)`` pairs, the outcome being the batch's parsed result or the
+exception it ended with: in completion order (``embed``), or in input order (``iter_embed``,
+where a batch done but not yet taken still holds its place in the window, so a slow consumer
+slows the reading). Closing a pipeline drops the batches not yet started; the async one also
+cancels the requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Generator, Iterator
+from typing import Any
+
+from ._batching import Batch
+from ._response import ParsedBatch
+
+__all__ = ["task_outcomes", "thread_outcomes"]
+
+Outcome = tuple[Batch, ParsedBatch | BaseException]
+
+
+def thread_outcomes(
+    run: Callable[[Batch], ParsedBatch],
+    batches: Iterator[Batch],
+    *,
+    window: int,
+    ordered: bool,
+    inline: bool = False,
+) -> Generator[Outcome, None, None]:
+    """Run ``run(batch)`` on worker threads (``inline``: on the caller's thread)."""
+    finished: queue.SimpleQueue[tuple[int, ParsedBatch | BaseException]] = queue.SimpleQueue()
+
+    def work(position: int, batch: Batch) -> None:
+        try:
+            finished.put((position, run(batch)))
+        except BaseException as exc:
+            finished.put((position, exc))
+
+    pool = (
+        None
+        if inline
+        else concurrent.futures.ThreadPoolExecutor(
+            max_workers=window, thread_name_prefix="mixlayer-embed"
+        )
+    )
+    pending: dict[int, Batch] = {}
+    done: dict[int, Outcome] = {}
+    submitted = taken = 0
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(pending) + len(done) < window:
+                batch = next(batches, None)
+                if batch is None:
+                    exhausted = True
+                    break
+                if pool is None:
+                    work(submitted, batch)
+                else:
+                    pool.submit(work, submitted, batch)
+                pending[submitted] = batch
+                submitted += 1
+            if ordered and taken in done:
+                yield done.pop(taken)
+                taken += 1
+                continue
+            if not pending:
+                return
+            try:
+                # A timeout, so the caller's thread notices Ctrl-C within 0.1 s. A C-level
+                # SimpleQueue, not concurrent.futures.wait: an interrupt inside wait()'s
+                # Python-level locking can deadlock the worker completing a future.
+                position, outcome = finished.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            result = (pending.pop(position), outcome)
+            if ordered:
+                done[position] = result
+            else:
+                yield result
+    finally:
+        # On an error, a close or Ctrl-C: drop the batches not yet started and return at
+        # once; the ones in flight end with their request.
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def task_outcomes(
+    run: Callable[[Batch], Coroutine[Any, Any, ParsedBatch]],
+    batches: AsyncIterator[Batch],
+    *,
+    window: int,
+    ordered: bool,
+) -> AsyncGenerator[Outcome, None]:
+    """Run ``run(batch)`` as tasks of the running loop."""
+    tasks: dict[asyncio.Task[ParsedBatch], tuple[int, Batch]] = {}
+    done: dict[int, Outcome] = {}
+    submitted = taken = 0
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(tasks) + len(done) < window:
+                try:
+                    batch = await batches.__anext__()
+                except StopAsyncIteration:
+                    exhausted = True
+                    break
+                tasks[asyncio.ensure_future(run(batch))] = (submitted, batch)
+                submitted += 1
+            if ordered and taken in done:
+                yield done.pop(taken)
+                taken += 1
+                continue
+            if not tasks:
+                return
+            finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                position, batch = tasks.pop(task)
+                failure = task.exception()
+                outcome = failure if failure is not None else task.result()
+                if ordered:
+                    done[position] = (batch, outcome)
+                else:
+                    yield batch, outcome
+    finally:
+        # One batch failed, the consumer stopped, or the caller was cancelled: stop every
+        # request still in flight.
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
