@@ -80,10 +80,10 @@ def run_cli(source: Path, out: Path, base_url: str, dims: int, *extra: str, kill
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
     killed = False
     if kill_at:
-        from mixlayer_embeddings._bulk import _PART
+        from mixlayer_embeddings._bulk import committed_parts
 
         while proc.poll() is None:  # SIGKILL goes to the CLI, under /usr/bin/time
-            done = sum(int(m[2]) for p in out.glob("part-*") if (m := _PART.match(p.name)))
+            done = sum(part.rows for part in committed_parts(out))
             if done >= kill_at * total:
                 children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text()
                 for pid in children.split():

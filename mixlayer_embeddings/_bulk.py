@@ -27,229 +27,54 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import hashlib
 import json
-import os
-import re
 import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ._config import API_KEY_ENV, BASE_URL_ENV, MODEL_ENV, QWEN3_EMBEDDING_8B
+from ._bulk_files import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_MISMATCH,
+    EXIT_OK,
+    EXIT_REJECTS,
+    FORMAT_VERSION,
+    MANIFEST,
+    Refused,
+    Row,
+    Writer,
+    committed_parts,
+    fingerprint,
+    read_rows,
+    write_atomically,
+)
+from ._config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    MODEL_ENV,
+    QWEN3_EMBEDDING_8B,
+    ClientConfig,
+    to_timeout,
+)
 from ._extras import require
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_REJECTS = 4
-EXIT_MISMATCH = 5
-EXIT_INTERRUPTED = 130
-
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
-_PART = re.compile(r"^part-(\d{12})-(\d+)\.(parquet|npy)$")
-
-
-class Refused(Exception):
-    """The run cannot start or go on; the message says why and what to do."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# -- input -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    number: int
-    id: str
-    text: Any
-
-
-def fingerprint(path: Path) -> dict[str, Any]:
-    """Size, modification time and a hash of the first and last MiB: cheap, and any edit,
-    truncation or append changes it."""
-    stat = path.stat()
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        digest.update(f.read(1 << 20))
-        if stat.st_size > 1 << 20:
-            f.seek(max(1 << 20, stat.st_size - (1 << 20)))
-            digest.update(f.read(1 << 20))
-    return {
-        "path": str(path.resolve()),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "sha256_head_tail": digest.hexdigest(),
-    }
-
-
-def read_rows(path: Path, text_field: str, id_field: str | None) -> Iterator[Row]:
-    """Every data row of the input, numbered from 0, as a stream."""
-    suffix = path.suffix.lower()
-    if suffix == ".txt":
-        with path.open(encoding="utf-8", newline="") as f:
-            for number, line in enumerate(f):
-                yield Row(number, str(number), line.rstrip("\r\n"))
-    elif suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            for number, line in enumerate(f):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise Refused(f"{path}: line {number + 1} is not JSON: {exc}", 1) from None
-                yield _row(number, record, text_field, id_field, path)
-    elif suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as f:
-            for number, record in enumerate(csv.DictReader(f)):
-                yield _row(number, record, text_field, id_field, path)
-    elif suffix == ".parquet":
-        (pq,) = require("bulk", "pyarrow.parquet", feature="Reading Parquet")
-        columns = [text_field] + ([id_field] if id_field else [])
-        number = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=columns):
-            records = batch.to_pydict()
-            for i, text in enumerate(records[text_field]):
-                row_id = records[id_field][i] if id_field else number
-                yield Row(number, str(row_id), text)
-                number += 1
-    else:
-        raise Refused(
-            f"{path}: unknown input type {suffix!r}: use .jsonl, .csv, .txt or .parquet", 2
-        )
-
-
-def _row(number: int, record: Any, text_field: str, id_field: str | None, path: Path) -> Row:
-    if not isinstance(record, dict) or text_field not in record:
-        raise Refused(f"{path}: row {number} has no field {text_field!r} (see --text-field)", 2)
-    if id_field is not None and id_field not in record:
-        raise Refused(f"{path}: row {number} has no field {id_field!r} (see --id-field)", 2)
-    row_id = record[id_field] if id_field is not None else number
-    return Row(number, str(row_id), record[text_field])
-
-
-# -- output ------------------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomically(target: Path, write: Any) -> None:
-    """``write(tmp_path)``, flushed to disk, then renamed to ``target``."""
-    tmp = target.with_name(target.name + ".tmp")
-    write(tmp)
-    with tmp.open("rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
-
-
-@dataclass(frozen=True)
-class Part:
-    first_row: int
-    rows: int
-    path: Path
-
-
-def committed_parts(out: Path) -> list[Part]:
-    """The parts under their final names, in row order; temporary leftovers are deleted."""
-    parts = []
-    for entry in out.iterdir():
-        if entry.name.endswith(".tmp"):
-            entry.unlink()
-            continue
-        match = _PART.match(entry.name)
-        if match:
-            parts.append(Part(int(match[1]), int(match[2]), entry))
-    parts.sort(key=lambda p: p.first_row)
-    expected = 0
-    for part in parts:
-        if part.first_row != expected:
-            raise Refused(
-                f"{out}: part files are not contiguous at row {expected} (found "
-                f"{part.path.name}); rerun with --restart",
-                EXIT_MISMATCH,
-            )
-        expected += part.rows
-    # A rejects file whose part never got its final name is from a batch to be redone.
-    named = {p.path.name.rsplit(".", 1)[0] for p in parts}
-    for entry in out.glob("part-*.rejects.jsonl"):
-        if entry.name.removesuffix(".rejects.jsonl") not in named:
-            entry.unlink()
-    return parts
-
-
-class Writer:
-    """Commits one batch at a time as a part file (and its rejects), atomically."""
-
-    def __init__(self, out: Path, fmt: str, dimensions: int | None) -> None:
-        self.out = out
-        self.fmt = fmt
-        self.dimensions = dimensions
-        self.bytes_written = 0
-        if fmt == "parquet":
-            self._pa, self._pq = require(
-                "bulk", "pyarrow", "pyarrow.parquet", feature="Parquet output"
-            )
-        self._np = require("bulk", "numpy", feature="mixlayer-embed")[0]
-
-    def commit(
-        self,
-        first_row: int,
-        covered: int,
-        rows: list[Row],
-        vectors: Any,
-        rejects: list[dict[str, Any]],
-    ) -> None:
-        """Rows ``first_row`` to ``first_row + covered``: ``rows`` with their ``vectors`` (NaN
-        rows are refused ones, dropped), and ``rejects`` for the rest."""
-        stem = f"part-{first_row:012d}-{covered}"
-        if rejects:
-            lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects)
-            _write_atomically(
-                self.out / f"{stem}.rejects.jsonl", lambda p: p.write_text(lines, encoding="utf-8")
-            )
-        np = self._np
-        if len(rows) == 0:
-            vectors = np.empty((0, self.dimensions or 0), dtype=np.float32)
-        keep = [i for i in range(len(rows)) if not np.isnan(vectors[i, 0])]
-        kept_rows = [rows[i] for i in keep]
-        kept = np.ascontiguousarray(vectors[keep], dtype=np.float32)
-        target = self.out / f"{stem}.{self.fmt}"
-        if self.fmt == "parquet":
-            pa = self._pa
-            width = kept.shape[1] if kept.ndim == 2 and kept.size else (self.dimensions or 0)
-            flat = pa.array(kept.reshape(-1), type=pa.float32())
-            table = pa.table(
-                {
-                    "id": pa.array([r.id for r in kept_rows], type=pa.string()),
-                    "row": pa.array([r.number for r in kept_rows], type=pa.int64()),
-                    "embedding": pa.FixedSizeListArray.from_arrays(flat, width),
-                }
-            )
-            _write_atomically(target, lambda p: self._pq.write_table(table, p))
-        else:
-            numbers = np.array([r.number for r in kept_rows], dtype=np.int64)
-            rows_path = self.out / f"{stem}.rows.npy"
-            _write_atomically(rows_path, lambda p: _save_npy(np, p, numbers))
-            _write_atomically(target, lambda p: _save_npy(np, p, kept))
-        self.bytes_written += target.stat().st_size
-
-
-def _save_npy(np: Any, path: Path, array: Any) -> None:
-    with path.open("wb") as f:
-        np.save(f, array)
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_MISMATCH",
+    "EXIT_OK",
+    "EXIT_REJECTS",
+    "committed_parts",
+    "main",
+    "run",
+]
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -285,13 +110,58 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("output", type=Path, help="output directory (created)")
     parser.add_argument("--text-field", default="text", help="the text column (jsonl/csv/parquet)")
     parser.add_argument("--id-field", default=None, help="the id column (default: row number)")
-    parser.add_argument("--format", choices=("parquet", "npy"), default="parquet")
+    parser.add_argument(
+        "--format", choices=("parquet", "npy"), default="parquet", help="output part format"
+    )
+    # Per-call options, by the core's names (OptionKwargs).
     parser.add_argument("--dimensions", type=dimensions, default=None, help="32 to 4096")
-    parser.add_argument("--input-type", choices=("document", "query", "none"), default="document")
-    parser.add_argument("--batch-size", type=positive, default=2048, help="texts per request")
-    parser.add_argument("--max-concurrency", type=positive, default=8, help="requests in flight")
-    parser.add_argument("--max-retries", type=int, default=3)
-    parser.add_argument("--model", default=None, help=f"default: ${MODEL_ENV}")
+    parser.add_argument(
+        "--input-type",
+        choices=("document", "query", "none"),
+        default="document",
+        help="input_type sent with every text (none: omit it)",
+    )
+    parser.add_argument(
+        "--normalize", action=argparse.BooleanOptionalAction, default=None, help="normalize"
+    )
+    parser.add_argument(
+        "--truncate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask the service to truncate texts longer than the context window",
+    )
+    # Client settings, by the core's names (ClientKwargs); key, model and URL as everywhere.
+    parser.add_argument("--model", default=None, help=f"embedding model id (default: ${MODEL_ENV})")
+    parser.add_argument(
+        "--base-url", default=None, help=f"API base URL (default: ${BASE_URL_ENV} or the service)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive, default=DEFAULT_BATCH_SIZE, help="texts per request"
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=positive,
+        default=DEFAULT_MAX_CONCURRENCY,
+        help="requests in flight",
+    )
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=DEFAULT_MAX_RETRIES,
+        help="retries of a failed request (connection errors, timeouts, 408, 409, 429, 5xx)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds (default: 10 s connect, 60 s read)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=None, help="requests per second the key may send, if known"
+    )
+    parser.add_argument("--proxy", default=None, help="proxy URL for the requests")
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow sending the key over plain http:// to a host that is not loopback",
+    )
     parser.add_argument("--restart", action="store_true", help="discard earlier output")
     parser.add_argument(
         "--fail-fast", action="store_true", help="stop at the first refused row (exit 1)"
@@ -301,7 +171,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace, model: str) -> dict[str, Any]:
-    return {
+    """What shapes the vectors (a resumed run must have the same): the options that are set."""
+    settings = {
         "model": model,
         "dimensions": args.dimensions,
         "input_type": args.input_type,
@@ -309,6 +180,25 @@ def _settings(args: argparse.Namespace, model: str) -> dict[str, Any]:
         "id_field": args.id_field,
         "format": args.format,
     }
+    for name in ("normalize", "truncate"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    return settings
+
+
+def client_config(args: argparse.Namespace) -> ClientConfig:
+    """The flags, as the core's one settings object (the flags are the core's names)."""
+    return ClientConfig(
+        model=args.model,
+        base_url=args.base_url,
+        batch_size=args.batch_size,
+        max_concurrency=args.max_concurrency,
+        max_retries=args.max_retries,
+        timeout=to_timeout(args.timeout),
+        rate=args.rate,
+        proxy=args.proxy,
+        allow_insecure_http=args.allow_insecure_http,
+    )
 
 
 def _prepare(args: argparse.Namespace, model: str) -> int:
@@ -348,7 +238,7 @@ def _prepare(args: argparse.Namespace, model: str) -> int:
                 f"{out} has part files but no {MANIFEST}; use --restart to discard them",
                 EXIT_MISMATCH,
             )
-        _write_atomically(
+        write_atomically(
             manifest_path,
             lambda p: p.write_text(json.dumps(wanted, indent=2), encoding="utf-8"),
         )
@@ -368,7 +258,9 @@ def run(args: argparse.Namespace) -> int:
     require("bulk", "numpy", feature="mixlayer-embed")
     from . import MixlayerClient, MixlayerError
 
-    model = args.model or os.environ.get(MODEL_ENV, "").strip() or QWEN3_EMBEDDING_8B.model_id
+    config = client_config(args)
+    # Key, model and URL: the flags, else the environment, else the core's ConfigurationError.
+    model = config.resolve().model
     if not args.input.is_file():
         raise Refused(f"{args.input}: no such file", 2)
     start_row = _prepare(args, model)
@@ -415,17 +307,15 @@ def run(args: argparse.Namespace) -> int:
         next_row = upto
 
     bar = _progress(args, start_row)
-    with MixlayerClient(
-        model=model,
-        batch_size=args.batch_size,
-        max_concurrency=args.max_concurrency,
-        max_retries=args.max_retries,
-    ) as client:
+    settings = {f.name: getattr(config, f.name) for f in fields(config)}
+    with MixlayerClient(**settings) as client:
         try:
             stream = client.iter_embed(
                 texts(),
                 input_type=input_type,
                 dimensions=args.dimensions,
+                normalize=args.normalize,
+                truncate=args.truncate,
                 as_array=True,
                 skip_rejected=not args.fail_fast,
             )
@@ -471,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
     manifest_path = args.output / MANIFEST
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["completed"] = summary
-    _write_atomically(
+    write_atomically(
         manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     )
     print(
@@ -491,7 +381,7 @@ def _gather_rejects(out: Path) -> list[str]:
         lines.extend(entry.read_text(encoding="utf-8").splitlines(keepends=True))
     target = out / "rejects.jsonl"
     if lines:
-        _write_atomically(target, lambda p: p.write_text("".join(lines), encoding="utf-8"))
+        write_atomically(target, lambda p: p.write_text("".join(lines), encoding="utf-8"))
     elif target.exists():
         target.unlink()
     return lines
@@ -515,12 +405,16 @@ def _progress(args: argparse.Namespace, start_row: int) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not os.environ.get(API_KEY_ENV, "").strip():
-        print(
-            f"mixlayer-embed: {API_KEY_ENV} is not set. Set it (and {BASE_URL_ENV} to use a "
-            "local emulator: mixlayer-emulator prints the lines to export).",
-            file=sys.stderr,
+    try:
+        client_config(args).resolve()
+    except ValueError as exc:  # ConfigurationError, or a bad --timeout
+        hint = (
+            f" (and {BASE_URL_ENV} to use a local emulator: mixlayer-emulator prints the lines "
+            "to export)"
+            if API_KEY_ENV in str(exc)
+            else ""
         )
+        print(f"mixlayer-embed: {exc}{hint}", file=sys.stderr)
         return 2
     try:
         return run(args)

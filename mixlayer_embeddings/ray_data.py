@@ -17,14 +17,27 @@ mechanism)::
 
 from __future__ import annotations
 
-import os
+import difflib
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
-from ._config import API_KEY_ENV, BASE_URL_ENV, MODEL_ENV, QWEN3_EMBEDDING_8B
+from ._config import (
+    API_KEY_ENV,
+    DEFAULT_BATCH_SIZE,
+    MAX_BATCH_SIZE,
+    ClientConfig,
+    ClientKwargs,
+    environment_value,
+    lookup_model,
+)
 from ._extras import require
+from ._options import EmbedOptions, OptionKwargs
 from ._pacing import RatePacer
+
+if TYPE_CHECKING:  # typing_extensions is only needed by type checkers (Unpack, Python < 3.11)
+    from typing_extensions import Unpack
 
 require("ray", "ray", "ray.data", "pyarrow", "numpy", feature="mixlayer_embeddings.ray_data")
 
@@ -32,7 +45,43 @@ import numpy as np  # noqa: E402 - after the extra is known present
 import pyarrow as pa  # noqa: E402
 import ray  # noqa: E402
 
-__all__ = ["MixlayerEmbedder", "SharedRateBudget", "embed_dataset"]
+__all__ = ["EmbedderKwargs", "MixlayerEmbedder", "SharedRateBudget", "embed_dataset"]
+
+
+class EmbedderKwargs(ClientKwargs, OptionKwargs, total=False):
+    """Every client setting and per-call option, by the core's own names (``api_key`` is
+    refused: the key is read in each actor, never shipped)."""
+
+
+#: Names an embedder takes as client settings, and as per-call options.
+_CLIENT_NAMES = frozenset(f.name for f in fields(ClientConfig)) - {"pacer", "clock"}
+_OPTION_NAMES = frozenset(f.name for f in fields(EmbedOptions)) - {"encoding_format"}
+
+
+#: MixlayerEmbedder's own arguments (the rest are the core's settings and options).
+_EMBEDDER_OWN = frozenset({"on_reject", "error_column", "id_columns", "rate_budget", "api_key_env"})
+
+
+def _split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Client settings and per-call options, each by its core name; anything else refused."""
+    if "api_key" in settings:
+        raise TypeError(
+            "MixlayerEmbedder takes no api_key: Ray would pickle it into the job. Give the "
+            f"workers {API_KEY_ENV} in their environment (api_key_env names another variable)."
+        )
+    known = sorted((_CLIENT_NAMES | _OPTION_NAMES) - {"api_key"})
+    for name in settings:
+        if name not in _CLIENT_NAMES and name not in _OPTION_NAMES:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(
+                f"MixlayerEmbedder got an unexpected keyword argument {name!r}{hint}; "
+                f"it takes: {', '.join(known)}"
+            )
+    client = {k: v for k, v in settings.items() if k in _CLIENT_NAMES}
+    options = {k: v for k, v in settings.items() if k in _OPTION_NAMES}
+    return client, options
+
 
 #: Texts per Ray batch handed to one embedder call: eight full requests, sent at once by the
 #: actor's client (one request per call would leave each actor waiting on one round trip).
@@ -42,12 +91,19 @@ DEFAULT_RAY_BATCH_SIZE = 16384
 @ray.remote(num_cpus=0)
 class SharedRateBudget:
     """One ``RatePacer`` for a whole job: every embedder books its request starts here, so N
-    actors against one per-key limit share it instead of multiplying their rate by N."""
+    actors against one per-key limit share it instead of multiplying their rate by N.
 
-    def __init__(self, rate: float | None = None) -> None:
-        self._pacer = RatePacer(rate)
+    ``clock``: the budget's time (``time.monotonic``; a test passes a frozen one to read the
+    bookings as exact offsets). ``bookings()``: how many starts each caller booked.
+    """
 
-    def reserve(self) -> float:
+    def __init__(self, rate: float | None = None, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._pacer = RatePacer(rate, clock=clock)
+        self._bookings: dict[str, int] = {}
+
+    def reserve(self, caller: str = "") -> float:
+        self._bookings[caller] = self._bookings.get(caller, 0) + 1
         return self._pacer.reserve()
 
     def on_success(self) -> None:
@@ -55,10 +111,13 @@ class SharedRateBudget:
 
     def on_throttle(self, retry_after: float | None, sent_at_age: float) -> None:
         # Clocks differ between machines: the caller sends how long ago it sent the request.
-        self._pacer.on_throttle(retry_after, sent_at=time.monotonic() - sent_at_age)
+        self._pacer.on_throttle(retry_after, sent_at=self._clock() - sent_at_age)
 
     def rate(self) -> float | None:
         return self._pacer.rate
+
+    def bookings(self) -> dict[str, int]:
+        return dict(self._bookings)
 
 
 class _RemotePacer:
@@ -66,9 +125,11 @@ class _RemotePacer:
 
     def __init__(self, budget: Any) -> None:
         self._budget = budget
+        #: Which actor books (None outside one): the budget counts bookings per caller.
+        self._caller = ray.get_runtime_context().get_actor_id() or ""
 
     def reserve(self) -> float:
-        return float(ray.get(self._budget.reserve.remote()))
+        return float(ray.get(self._budget.reserve.remote(self._caller)))
 
     def on_success(self) -> None:
         self._budget.on_success.remote()
@@ -79,7 +140,8 @@ class _RemotePacer:
 
 class MixlayerEmbedder:
     """A callable class for ``Dataset.map_batches``: reads ``text_column``, adds
-    ``output_column`` as ``fixed_size_list<float32>``.
+    ``output_column`` as ``fixed_size_list<float32>``. Takes every client setting and per-call
+    option by the core's names (``EmbedderKwargs``); ``input_type`` defaults to "document".
 
     ``on_reject="raise"`` (default): a row the service refuses fails the job with that row's
     ``id_columns`` and the service's message. ``on_reject="null"``: refused rows get a null
@@ -94,25 +156,20 @@ class MixlayerEmbedder:
         *,
         text_column: str = "text",
         output_column: str = "embedding",
-        model: str | None = None,
-        base_url: str | None = None,
-        dimensions: int | None = None,
-        input_type: str | None = "document",
-        batch_size: int = 2048,
-        max_concurrency: int = 8,
-        max_retries: int = 3,
         on_reject: str = "raise",
         error_column: str = "embedding_error",
         id_columns: Sequence[str] = (),
         rate_budget: Any = None,
         api_key_env: str = API_KEY_ENV,
+        **settings: Unpack[EmbedderKwargs],
     ) -> None:
         if on_reject not in ("raise", "null"):
             raise ValueError(f'on_reject must be "raise" or "null", got {on_reject!r}')
         from . import MixlayerClient
 
-        key = os.environ.get(api_key_env, "").strip()
-        if not key:
+        client_settings, options = _split_settings(dict(settings))
+        key = environment_value(api_key_env)
+        if key is None:
             raise RuntimeError(
                 f"{api_key_env} is not set in this Ray worker: pass it with "
                 f'ray.init(runtime_env={{"env_vars": {{"{api_key_env}": ...}}}}) or your '
@@ -120,20 +177,18 @@ class MixlayerEmbedder:
             )
         self.text_column = text_column
         self.output_column = output_column
-        self.dimensions = dimensions
-        self.input_type = input_type
         self.on_reject = on_reject
         self.error_column = error_column
         self.id_columns = tuple(id_columns)
-        self._client = MixlayerClient(
-            api_key=key,
-            model=model or os.environ.get(MODEL_ENV) or QWEN3_EMBEDDING_8B.model_id,
-            base_url=base_url or os.environ.get(BASE_URL_ENV) or None,
-            batch_size=batch_size,
-            max_concurrency=max_concurrency,
-            max_retries=max_retries,
-            pacer=_RemotePacer(rate_budget) if rate_budget is not None else None,
-        )
+        #: The per-call options of every batch: corpus text goes as "document" unless told.
+        self.options: OptionKwargs = {"input_type": "document", **options}  # type: ignore[typeddict-item]
+        if rate_budget is not None:
+            client_settings["pacer"] = _RemotePacer(rate_budget)
+        # Model and URL as everywhere else: the argument, else the worker's environment, else
+        # the same ConfigurationError the clients raise (no silent default model).
+        self._client = MixlayerClient(api_key=key, **client_settings)
+        # Checked now, in the actor, rather than at the first batch.
+        EmbedOptions(**self.options).validate(lookup_model(self._client.model))
 
     def __call__(self, batch: pa.Table | dict[str, Any]) -> pa.Table:
         from . import InputRejectedError
@@ -142,10 +197,7 @@ class MixlayerEmbedder:
         texts = table.column(self.text_column).to_pylist()
         errors: list[str | None] = [None] * len(texts)
         try:
-            result = self._client.embed_array(
-                texts, dimensions=self.dimensions, input_type=self.input_type
-            )
-            vectors = result.vectors
+            vectors = self._client.embed_array(texts, **self.options).vectors
         except InputRejectedError as exc:
             if self.on_reject == "raise":
                 raise RuntimeError(self._describe(exc, table)) from None
@@ -186,7 +238,7 @@ def embed_dataset(
     output_column: str = "embedding",
     concurrency: int = 2,
     batch_size: int = DEFAULT_RAY_BATCH_SIZE,
-    request_size: int = 2048,
+    request_size: int = DEFAULT_BATCH_SIZE,
     shared_rate_limit: bool = True,
     rate: float | None = None,
     **embedder_options: Any,
@@ -198,9 +250,16 @@ def embed_dataset(
 
     ``shared_rate_limit``: the actors book their requests in one ``SharedRateBudget`` (given a
     ``rate`` in requests/s, or learning it from the service's 429s), so the job as a whole
-    keeps to the key's limit. Options go to ``MixlayerEmbedder``.
+    keeps to the key's limit; without it, each actor's client paces itself at ``rate``.
+    Every other keyword (a client setting or a per-call option: ``EmbedderKwargs``) goes to
+    ``MixlayerEmbedder``, checked here, before any actor starts.
     """
+    _split_settings({k: v for k, v in embedder_options.items() if k not in _EMBEDDER_OWN})
+    if request_size > MAX_BATCH_SIZE:
+        raise ValueError(f"request_size must be at most {MAX_BATCH_SIZE}, got {request_size}")
     budget = SharedRateBudget.remote(rate) if shared_rate_limit else None  # type: ignore[attr-defined]
+    if not shared_rate_limit and rate is not None:
+        embedder_options["rate"] = rate
     return ds.map_batches(
         MixlayerEmbedder,
         fn_constructor_kwargs={

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def test_resume_after_a_crash_at_each_stage(env, tmp_path, monkeypatch, stage, w
     source = write_jsonl(tmp_path / "in.jsonl", bodies)
     out = tmp_path / "out"
     argv = [str(source), str(out), *ARGS, "--no-progress", "--max-concurrency", "2"]
-    real_replace = bulk.os.replace
+    real_replace = os.replace
     parts_done = 0
 
     def crashing_replace(src, dst) -> None:
@@ -127,10 +128,10 @@ def test_resume_after_a_crash_at_each_stage(env, tmp_path, monkeypatch, stage, w
             if stage.startswith("right after") and parts_done == 5:
                 raise Crash
 
-    monkeypatch.setattr(bulk.os, "replace", crashing_replace)
+    monkeypatch.setattr(os, "replace", crashing_replace)
     with pytest.raises(Crash):
         bulk.main(argv)
-    monkeypatch.setattr(bulk.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     time.sleep(0.3)  # the crashed run's requests still in flight land before we count
     committed = sum(p.rows for p in bulk.committed_parts(out))
     assert committed in (30, 50)
@@ -188,3 +189,36 @@ def test_fail_fast_stops_at_a_refused_row(env, tmp_path) -> None:
     bodies[12] = POISON
     source = write_jsonl(tmp_path / "in.jsonl", bodies)
     assert bulk.main([str(source), str(tmp_path / "o"), *ARGS, "--fail-fast", "--no-progress"]) == 1
+
+
+def test_no_model_is_the_cores_configuration_error_not_a_silent_default(
+    env, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.delenv("MIXLAYER_EMBEDDING_MODEL")
+    source = write_jsonl(tmp_path / "in.jsonl", texts(3))
+    assert bulk.main([str(source), str(tmp_path / "out"), *ARGS, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "No embedding model: pass model=... or set the MIXLAYER_EMBEDDING_MODEL" in err
+    assert env.state.requests == 0 and not (tmp_path / "out").exists()
+
+
+def test_every_option_and_client_setting_has_a_flag_that_reaches_the_wire(
+    env, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.delenv("MIXLAYER_EMBEDDING_MODEL")
+    monkeypatch.delenv("MIXLAYER_BASE_URL")
+    source = write_jsonl(tmp_path / "in.jsonl", texts(3))
+    argv = [str(source), str(tmp_path / "out"), *ARGS, "--no-progress"]
+    argv += ["--model", env.model, "--base-url", env.base_url, "--normalize", "--truncate"]
+    argv += ["--input-type", "query", "--rate", "100", "--timeout", "30", "--max-retries", "0"]
+    assert bulk.main(argv) == bulk.EXIT_OK
+    body = env.state.last_body
+    assert body is not None
+    assert {k: body.get(k) for k in ("model", "normalize", "truncate", "input_type")} == {
+        "model": env.model,
+        "normalize": True,
+        "truncate": True,
+        "input_type": "query",
+    }
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["settings"]["normalize"] is True and manifest["settings"]["truncate"] is True

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -33,7 +31,11 @@ def cluster():
             include_dashboard=False,
             log_to_driver=False,
             runtime_env={
-                "env_vars": {"MIXLAYER_API_KEY": emu.api_key, "MIXLAYER_BASE_URL": emu.base_url}
+                "env_vars": {
+                    "MIXLAYER_API_KEY": emu.api_key,
+                    "MIXLAYER_BASE_URL": emu.base_url,
+                    "MIXLAYER_EMBEDDING_MODEL": MODEL,
+                }
             },
         )
         ray.data.DataContext.get_current().enable_progress_bars = False
@@ -88,9 +90,64 @@ def test_refused_rows_can_get_a_null_vector_instead(cluster) -> None:
     assert all(len(r["embedding"]) == 64 for i, r in enumerate(rows) if i != 3)
 
 
-def test_a_shared_budget_paces_every_actor_together(cluster) -> None:
-    budget = SharedRateBudget.remote(10.0)
-    starts = ray.get([budget.reserve.remote() for _ in range(20)])
-    # 20 bookings at 10/s: the last one waits ~1.9 s, whoever asks.
-    assert max(starts) == pytest.approx(1.9, abs=0.1)
-    time.sleep(0)  # bookings are pure arithmetic: nothing to wait for here
+@ray.remote
+def _book(budget, count: int) -> list[float]:
+    return [ray.get(budget.reserve.remote("task")) for _ in range(count)]
+
+
+def test_a_shared_budget_spaces_bookings_from_many_callers_as_one() -> None:
+    # A frozen clock: each booking's wait is exactly its offset in the one shared schedule.
+    budget = SharedRateBudget.remote(10.0, clock=lambda: 0.0)
+    waits = sorted(w for part in ray.get([_book.remote(budget, 5) for _ in range(4)]) for w in part)
+    assert waits == pytest.approx([i / 10.0 for i in range(20)])
+
+
+def test_every_actor_of_a_job_books_in_the_shared_budget(cluster) -> None:
+    budget = SharedRateBudget.remote(1000.0)
+    served_before = cluster.state.stats()["requests"]
+    texts = [f"passage {i}" for i in range(400)]
+    ds = dataset(texts).repartition(8)
+    embedded = ds.map_batches(
+        MixlayerEmbedder,
+        fn_constructor_kwargs={"rate_budget": budget, "batch_size": 25, "dimensions": 32},
+        batch_size=50,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=2),
+        num_cpus=0.5,
+    ).take_all()
+    assert len(embedded) == 400
+    bookings = ray.get(budget.bookings.remote())
+    served = cluster.state.stats()["requests"] - served_before
+    assert sum(bookings.values()) == served  # every request of every actor was booked
+    assert len([caller for caller in bookings if caller]) == 2, bookings
+
+
+def test_an_unknown_or_key_argument_is_refused_before_any_actor_starts(cluster) -> None:
+    with pytest.raises(TypeError, match=r"'dimension' .*did you mean 'dimensions'"):
+        embed_dataset(dataset(["a"]), dimension=64)
+    with pytest.raises(TypeError, match="takes no api_key"):
+        embed_dataset(dataset(["a"]), api_key="sk-leak")
+
+
+def test_every_option_and_setting_reaches_the_actor(cluster) -> None:
+    cluster.state.reset()
+    rows = embed_dataset(
+        dataset(["a", "b"]),
+        concurrency=1,
+        dimensions=32,
+        normalize=True,
+        truncate=True,
+        input_type="query",
+        extra_body={"user": "ray"},
+        max_retries=0,
+        timeout=30.0,
+    ).take_all()
+    assert len(rows) == 2
+    body = cluster.state.last_body
+    assert {k: body[k] for k in ("dimensions", "normalize", "truncate", "input_type", "user")} == {
+        "dimensions": 32,
+        "normalize": True,
+        "truncate": True,
+        "input_type": "query",
+        "user": "ray",
+    }

@@ -63,6 +63,8 @@ class EmulatorState:
     items: int = 0
     faults: int = 0
     rate_limited: int = 0
+    #: The JSON body of the last embeddings request (for tests of what a front end sends).
+    last_body: dict[str, Any] | None = None
     #: The rate limiter's time: a test gives the emulator and the client one fake clock, so
     #: the bucket refills exactly as the client's waits say, whatever the machine's speed.
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
@@ -104,6 +106,7 @@ class EmulatorState:
         with self._lock:
             self.script.clear()
             self.requests = self.items = self.faults = self.rate_limited = 0
+            self.last_body = None
             self.fault_rate = 0.0
             self.latency_ms = 0.0
             self.rate_limit = None
@@ -367,6 +370,7 @@ def create_app(
     async def embeddings(request: Request) -> Response:
         try:
             body = _parse_body(await request.body())
+            state.last_body = body if isinstance(body, dict) else None
             model, items, _ = _check_request(body, state)
         except _Refusal as refusal:
             return refusal.response
