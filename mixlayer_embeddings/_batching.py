@@ -7,14 +7,22 @@ error and every vector is placed by it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._exceptions import InvalidInputError
 from ._validation import Item, normalize_input
 
-__all__ = ["Batch", "Chunker", "Plan", "plan_batches", "stream_batches"]
+__all__ = [
+    "Batch",
+    "Chunker",
+    "Plan",
+    "aiter_batches",
+    "astream_batches",
+    "plan_batches",
+    "stream_batches",
+]
 
 
 @dataclass(frozen=True)
@@ -98,3 +106,27 @@ def stream_batches(texts: Iterable[Any], batch_size: int) -> Iterator[Batch]:
     last = chunker.flush()
     if last is not None:
         yield last
+
+
+async def astream_batches(
+    texts: Iterable[Any] | AsyncIterable[Any], batch_size: int
+) -> AsyncIterator[Batch]:
+    """``stream_batches`` for the async client: ``texts`` may also be an async iterable."""
+    if not isinstance(texts, AsyncIterable):
+        for ready in stream_batches(texts, batch_size):
+            yield ready
+        return
+    chunker = Chunker(batch_size)
+    async for text in texts:
+        batch = chunker.push(text)
+        if batch is not None:
+            yield batch
+    last = chunker.flush()
+    if last is not None:
+        yield last
+
+
+async def aiter_batches(batches: Sequence[Batch]) -> AsyncIterator[Batch]:
+    """A planned call's batches as an async iterator (what the task pipeline reads)."""
+    for batch in batches:
+        yield batch

@@ -11,16 +11,23 @@ pool bound to an event loop (``_loop_pool``), and time (``_clock``).
 
 from __future__ import annotations
 
-import asyncio
 import platform
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
-from ._batching import Batch, Chunker, Plan, plan_batches, stream_batches
+from ._batching import Batch, Plan, aiter_batches, astream_batches, plan_batches, stream_batches
 from ._body import aread_answer, read_answer
 from ._clock import SYSTEM_CLOCK, Clock
 from ._concurrency import AdaptiveLimit, AsyncGate, Counters, ThreadGate
@@ -34,11 +41,11 @@ from ._config import (
 )
 from ._exceptions import InvalidParameterError
 from ._flow import Flow, FlowContext, Outcome, Sleep, batch_flow
-from ._loop_pool import LoopPool, PoolSlot
+from ._loop_pool import LoopBinding
 from ._models import EmbeddingResponse
 from ._options import EmbedOptions, OptionKwargs
 from ._pacing import Pacer, RatePacer
-from ._pipeline import task_outcomes, thread_outcomes
+from ._pipeline import PipelineOutcome, task_outcomes, thread_outcomes
 from ._response import ParsedBatch
 from ._results import (
     ArrayCollector,
@@ -367,40 +374,25 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         self, *, http_client: httpx.AsyncClient | None = None, **settings: Unpack[ClientKwargs]
     ) -> None:
         super().__init__(http_client, settings)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(**self._own_http_kwargs())
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._gate = AsyncGate(self._limit, self._pacer, self._clock)
-        #: The owned pool of the loop in use; one finalizer gives it up if the client is dropped.
-        self._slot = PoolSlot()
-        if self._owns_http:
-            weakref.finalize(self, self._slot.release)
+        kwargs = self._own_http_kwargs()
+        self._binding = LoopBinding(
+            http_client or httpx.AsyncClient(**kwargs),
+            owned=http_client is None,
+            http_kwargs=kwargs,
+            new_gate=lambda: AsyncGate(self._limit, self._pacer, self._clock),
+        )
+        if http_client is None:
+            # Dropped without aclose(): its pool is closed on its own loop.
+            weakref.finalize(self, self._binding.release)
 
-    async def _bind_loop(self) -> AsyncGate:
-        """The gate (and an owned pool) belong to one event loop; a new loop gets new ones.
-
-        Frameworks call async methods from whichever loop is running (``asyncio.run`` per call
-        is common), and connections made on a closed loop cannot be reused. The gate is per
-        client, so concurrent calls share ``max_concurrency`` instead of multiplying it.
-        """
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            if self._loop is not None:
-                self._gate = AsyncGate(self._limit, self._pacer, self._clock)
-                if self._owns_http:
-                    self.release()
-                    self._http = httpx.AsyncClient(**self._own_http_kwargs())
-            self._loop = loop
-            if self._owns_http:
-                pool = LoopPool(self._http, loop)
-                await pool.start()
-                self._slot.replace(pool)
-        return self._gate
+    @property
+    def _http(self) -> httpx.AsyncClient:  # type: ignore[override]
+        return self._binding.http
 
     def bound_to_running_loop(self) -> bool:
         """True when the client is unused or last used on the running loop (``aclose()`` then
         closes its pool at once; from another loop use ``release()``)."""
-        return self._loop is None or self._loop is asyncio.get_running_loop()
+        return self._binding.on_running_loop()
 
     async def embed(
         self,
@@ -446,7 +438,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         self, plan: Plan, on_progress: ProgressCallback | None
     ) -> ListCollector | ArrayCollector:
         tally = CallTally(plan)
-        outcomes = await self._pipeline(plan, _aiter(plan.batches), ordered=False)
+        outcomes = await self._pipeline(plan, aiter_batches(plan.batches), ordered=False)
         try:
             async for batch, outcome in outcomes:
                 if tally.record(batch, outcome):
@@ -469,37 +461,23 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         """``MixlayerClient.iter_embed`` as an async iterator; ``texts`` may also be an async
         iterable."""
         plan = self._plan([], EmbedOptions(**options_kw), model, raw=as_array, lazy=True)
-        outcomes = await self._pipeline(plan, self._astream_batches(texts), ordered=True)
+        outcomes = await self._pipeline(plan, astream_batches(texts, self.batch_size), ordered=True)
         try:
             async for batch, outcome in outcomes:
                 yield streamed_batch(plan, batch, outcome, skip_rejected)
         finally:
             await outcomes.aclose()
 
-    async def _pipeline(self, plan: Plan, batches: AsyncIterator[Batch], *, ordered: bool) -> Any:
-        gate = await self._bind_loop()
+    async def _pipeline(
+        self, plan: Plan, batches: AsyncIterator[Batch], *, ordered: bool
+    ) -> AsyncGenerator[PipelineOutcome, None]:
+        gate = await self._binding.bind()
         return task_outcomes(
             lambda batch: self._drive(self._flow(plan, batch), gate),
             batches,
             window=self.max_concurrency,
             ordered=ordered,
         )
-
-    async def _astream_batches(
-        self, texts: Iterable[Any] | AsyncIterable[Any]
-    ) -> AsyncIterator[Batch]:
-        if not isinstance(texts, AsyncIterable):
-            for ready in stream_batches(texts, self.batch_size):
-                yield ready
-            return
-        chunker = Chunker(self.batch_size)
-        async for text in texts:
-            batch = chunker.push(text)
-            if batch is not None:
-                yield batch
-        last = chunker.flush()
-        if last is not None:
-            yield last
 
     async def _drive(self, flow: Flow, gate: AsyncGate) -> ParsedBatch:
         step = next(flow)
@@ -519,19 +497,12 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                 return done.value  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            pool = self._slot.replace(None)
-            if pool is not None and pool.loop is asyncio.get_running_loop():
-                await pool.aclose()
-            else:
-                if pool is not None:
-                    pool.close_soon()
-                await self._http.aclose()
+        await self._binding.aclose()
 
     def release(self) -> None:
         """Give an owned pool up from synchronous code: it is closed on its own loop, by the
         next call on that loop or by the loop's shutdown (use ``aclose()`` to close it now)."""
-        self._slot.release()
+        self._binding.release()
 
     async def __aenter__(self) -> AsyncMixlayerClient:
         return self
@@ -543,8 +514,3 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-async def _aiter(batches: Sequence[Batch]) -> AsyncIterator[Batch]:
-    for batch in batches:
-        yield batch

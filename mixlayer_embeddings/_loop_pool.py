@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Generic, TypeVar
 
 import httpx
 
-__all__ = ["LoopPool", "PoolSlot"]
+__all__ = ["LoopBinding", "LoopPool", "PoolSlot"]
+
+GateT = TypeVar("GateT")
 
 
 class LoopPool:
@@ -86,6 +89,68 @@ class PoolSlot:
         pool = self.replace(None)
         if pool is not None:
             pool.close_soon()
+
+
+class LoopBinding(Generic[GateT]):
+    """An async client's tie to the event loop it runs on: that loop's gate and, when the
+    client owns its http client, the pool bound to that loop.
+
+    Frameworks call async methods from whichever loop is running (``asyncio.run`` per call is
+    common), and connections made on a closed loop cannot be reused: a new loop gets a new gate
+    and a new owned pool, the old pool being given up to its own loop. The gate is per client
+    and loop, so concurrent calls share ``max_concurrency`` instead of multiplying it.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        owned: bool,
+        http_kwargs: dict[str, Any],
+        new_gate: Callable[[], GateT],
+    ) -> None:
+        self.http = http
+        self.owned = owned
+        self._http_kwargs = http_kwargs
+        self._new_gate = new_gate
+        self.gate = new_gate()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slot = PoolSlot()
+
+    async def bind(self) -> GateT:
+        """The gate of the running loop (binding the client to it first, if it is new)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                self.gate = self._new_gate()
+                if self.owned:
+                    self._slot.release()
+                    self.http = httpx.AsyncClient(**self._http_kwargs)
+            self._loop = loop
+            if self.owned:
+                pool = LoopPool(self.http, loop)
+                await pool.start()
+                self._slot.replace(pool)
+        return self.gate
+
+    def on_running_loop(self) -> bool:
+        """Unused, or last used on the running loop."""
+        return self._loop is None or self._loop is asyncio.get_running_loop()
+
+    async def aclose(self) -> None:
+        if not self.owned:
+            return
+        pool = self._slot.replace(None)
+        if pool is not None and pool.loop is asyncio.get_running_loop():
+            await pool.aclose()
+            return
+        if pool is not None:
+            pool.close_soon()
+        await self.http.aclose()
+
+    def release(self) -> None:
+        """Give the owned pool up (safe from any thread, and from a finalizer)."""
+        self._slot.release()
 
 
 #: The pools open on each live event loop.

@@ -18,9 +18,11 @@ from typing import Any
 from ._batching import Batch
 from ._response import ParsedBatch
 
-__all__ = ["task_outcomes", "thread_outcomes"]
+__all__ = ["PipelineOutcome", "task_outcomes", "thread_outcomes"]
 
-Outcome = tuple[Batch, ParsedBatch | BaseException]
+#: A batch and how it ended: its parsed result, or the exception it raised.
+PipelineOutcome = tuple[Batch, ParsedBatch | BaseException]
+Outcome = PipelineOutcome
 
 
 def thread_outcomes(

@@ -674,22 +674,22 @@ def test_one_pool_per_client_whatever_the_number_of_event_loops() -> None:
 
     service = FakeService()
     client = AsyncMixlayerClient(api_key=KEY, model=MODEL, clock=FakeClock())
-    # An owned pool over a MockTransport: swap the transport of each new pool's http client.
-    own = client._own_http_kwargs
+    # An owned pool over a MockTransport: each new loop's http client gets one.
+    binding = client._binding
+    binding._http_kwargs["transport"] = httpx.MockTransport(service)
+    binding.http = httpx.AsyncClient(**binding._http_kwargs)
 
-    def mocked() -> dict[str, Any]:
-        kwargs = own()
-        kwargs.pop("proxy")
-        return {**kwargs, "transport": httpx.MockTransport(service)}
+    def live() -> tuple[int, int]:
+        gc.collect()
+        objects = gc.get_objects()
+        pools = sum(isinstance(o, LoopPool) for o in objects)
+        return pools, sum(isinstance(o, httpx.AsyncClient) for o in objects)
 
-    client._own_http_kwargs = mocked  # type: ignore[method-assign]
-    client._http = httpx.AsyncClient(**mocked())
+    pools_before, http_before = live()
     for _ in range(200):
         asyncio.run(client.embed("a"))
-    gc.collect()
-    pools = [o for o in gc.get_objects() if isinstance(o, LoopPool)]
-    live_http = [o for o in gc.get_objects() if isinstance(o, httpx.AsyncClient)]
+    pools_after, http_after = live()
     assert len(service.requests) == 200
-    assert len(pools) <= 1
-    assert len(live_http) <= 1
+    assert pools_after - pools_before <= 1
+    assert http_after - http_before <= 1
     client.release()
