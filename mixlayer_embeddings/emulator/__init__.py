@@ -99,6 +99,9 @@ class Emulator:
             lifespan="off",
             access_log=False,
             timeout_keep_alive=30,
+            # Stopping does not wait for requests still being worked on (a slow scripted one,
+            # or one its client gave up on) longer than this.
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         started = threading.Event()
