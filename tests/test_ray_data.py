@@ -105,8 +105,8 @@ def test_a_shared_budget_spaces_bookings_from_many_callers_as_one() -> None:
 def test_every_actor_of_a_job_books_in_the_shared_budget(cluster) -> None:
     budget = SharedRateBudget.remote(1000.0)
     served_before = cluster.state.stats()["requests"]
-    texts = [f"passage {i}" for i in range(400)]
-    ds = dataset(texts).repartition(8)
+    texts = [f"passage {i}" for i in range(200)]
+    ds = dataset(texts).repartition(4)
     embedded = ds.map_batches(
         MixlayerEmbedder,
         fn_constructor_kwargs={"rate_budget": budget, "batch_size": 25, "dimensions": 32},
@@ -115,7 +115,7 @@ def test_every_actor_of_a_job_books_in_the_shared_budget(cluster) -> None:
         compute=ray.data.ActorPoolStrategy(size=2),
         num_cpus=0.5,
     ).take_all()
-    assert len(embedded) == 400
+    assert len(embedded) == 200
     bookings = ray.get(budget.bookings.remote())
     served = cluster.state.stats()["requests"] - served_before
     assert sum(bookings.values()) == served  # every request of every actor was booked
