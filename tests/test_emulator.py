@@ -337,3 +337,24 @@ def test_console_script_serves_until_stopped(tmp_path) -> None:
         proc.wait(10)
     with pytest.raises(SystemExit):
         cli_main(["--api-key", "k", "--fault-rate", "2"])
+
+
+def test_the_listening_socket_turns_nagle_off_for_its_connections() -> None:
+    # Nagle's algorithm on the server's sockets held every answer after the first on a
+    # keep-alive connection until the client's delayed ACK (~44 ms each). asyncio turns it off
+    # only for sockets made with proto=IPPROTO_TCP; Linux passes TCP_NODELAY on to accepted ones.
+    import socket as socket_module
+
+    from mixlayer_embeddings.emulator import listening_socket
+
+    server = listening_socket("127.0.0.1")
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    try:
+        with socket_module.create_connection(server.getsockname()):
+            accepted, _ = server.accept()
+            with accepted:
+                assert accepted.proto == socket_module.IPPROTO_TCP
+                assert accepted.getsockopt(socket_module.IPPROTO_TCP, socket_module.TCP_NODELAY)
+    finally:
+        server.close()

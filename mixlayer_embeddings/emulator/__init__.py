@@ -45,6 +45,19 @@ __all__ = [
 ]
 
 
+def listening_socket(host: str) -> socket.socket:
+    """A TCP socket for the server, made so that its connections answer without delay.
+
+    asyncio turns Nagle's algorithm off only on sockets whose ``proto`` is ``IPPROTO_TCP``; a
+    socket made as ``socket.socket(AF_INET)`` has proto 0, so every keep-alive answer after the
+    first waited for the client's delayed ACK (measured: 44 ms per request).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class Emulator:
     """The emulator on a background thread of this process, on a free loopback port."""
 
@@ -88,7 +101,7 @@ class Emulator:
     def start(self) -> Emulator:
         import uvicorn
 
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock = listening_socket(self.host)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]

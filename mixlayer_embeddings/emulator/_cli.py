@@ -94,11 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
+    # Bind first: announce only an address that is really ours.
+    from . import listening_socket
     from ._app import EMBEDDING_MODEL, EmulatorState, create_app
 
-    # Bind first: announce only an address that is really ours.
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = listening_socket(args.host)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
