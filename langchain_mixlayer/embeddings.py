@@ -22,6 +22,7 @@ from mixlayer_embeddings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_TOKENS_PER_REQUEST,
     MODEL_ENV,
 )
 from mixlayer_embeddings._adapter import AdapterCore, AdapterModel
@@ -84,6 +85,9 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
     """Texts per request (at most 2048)."""
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     """Requests in flight at once for one call."""
+    max_tokens_per_request: int = DEFAULT_MAX_TOKENS_PER_REQUEST
+    """Estimated tokens per request (a long text goes alone): what an inference server's time
+    grows with. The tokens in flight also adapt to the server's measured capacity."""
     max_retries: int = DEFAULT_MAX_RETRIES
     """Retries of a failed request (connection errors, timeouts, 408, 409, 429, 5xx)."""
     timeout: float | tuple[float | None, ...] | httpx.Timeout | None = None

@@ -20,6 +20,7 @@ from mixlayer_embeddings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_TOKENS_PER_REQUEST,
     MAX_BATCH_SIZE,
     MODEL_ENV,
 )
@@ -86,6 +87,10 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
         description="Texts per request (at most 2048).",
     )
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, gt=0)
+    max_tokens_per_request: int = Field(
+        default=DEFAULT_MAX_TOKENS_PER_REQUEST,
+        description="Estimated tokens per request (a long text goes alone).",
+    )
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
     timeout: float | tuple[float | None, ...] | httpx.Timeout | None = Field(
         default=None,

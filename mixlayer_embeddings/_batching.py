@@ -7,11 +7,13 @@ error and every vector is placed by it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+import functools
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._exceptions import InvalidInputError
+from ._tokens import TokenEstimator
 from ._validation import Item, normalize_input
 
 __all__ = [
@@ -21,16 +23,25 @@ __all__ = [
     "aiter_batches",
     "astream_batches",
     "plan_batches",
+    "plan_token_batches",
     "stream_batches",
 ]
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Items of one request, and where the first of them stands in the caller's input."""
+    """Items of one request, where the first of them stands in the caller's input, and the
+    tokens they are estimated to hold (what the server's time grows with)."""
 
     start: int
     items: list[Item]
+    tokens: int = 0
+
+    @functools.cached_property
+    def size(self) -> int:
+        """What a body-size limit sees: UTF-8 bytes of the texts (tokens of token arrays);
+        unlike the token estimate, it does not move as the estimator learns."""
+        return sum(TokenEstimator.size(item) for item in self.items)
 
     @property
     def stop(self) -> int:
@@ -70,17 +81,83 @@ def plan_batches(count: int, batch_size: int) -> list[tuple[int, int]]:
     return slices
 
 
-class Chunker:
-    """Cuts a stream of texts into validated batches of ``batch_size``, numbering them."""
+def plan_token_batches(
+    tokens: Sequence[int], batch_size: int, budget: int
+) -> list[tuple[int, int]]:
+    """Split items of the given estimated ``tokens`` into the fewest batches of at most
+    ``batch_size`` items and ``budget`` tokens, as even in tokens as they can be (even sizes
+    keep concurrent requests finishing together, so the last one is not a straggler).
 
-    def __init__(self, batch_size: int) -> None:
+    An item larger than the budget goes alone. Returns ``(start, stop)`` slices in order.
+    """
+    count = len(tokens)
+    if count == 0:
+        return []
+    # A lower bound on the batches; a greedy pass aiming at even shares shows whether it is
+    # enough (items are whole, so it may take one or two more).
+    least = max(-(-count // batch_size), -(-sum(min(t, budget) for t in tokens) // budget))
+    for batches in range(least, least + 4):
+        slices = _even_slices(tokens, batch_size, budget, batches)
+        if len(slices) <= batches:
+            return slices
+    return slices
+
+
+def _even_slices(
+    tokens: Sequence[int], batch_size: int, budget: int, batches: int
+) -> list[tuple[int, int]]:
+    remaining = sum(tokens)
+    target = remaining / batches
+    slices: list[tuple[int, int]] = []
+    start = held = 0
+    for i, size in enumerate(tokens):
+        if i > start and (
+            i - start >= batch_size or held + size > budget or held + size / 2 > target
+        ):
+            slices.append((start, i))
+            remaining -= held
+            batches = max(1, batches - 1)
+            target = remaining / batches
+            start, held = i, 0
+        held += size
+    slices.append((start, len(tokens)))
+    return slices
+
+
+class Chunker:
+    """Cuts a stream of texts into validated batches of at most ``batch_size`` items and
+    ``budget`` estimated tokens (``estimate`` per item), numbering them."""
+
+    def __init__(
+        self,
+        batch_size: int,
+        budget: int | None = None,
+        estimate: Callable[[Any], int] | None = None,
+    ) -> None:
         self._batch_size = batch_size
+        self._budget = budget
+        self._estimate = estimate
         self._chunk: list[Any] = []
+        self._tokens = 0
         self._start = 0
 
     def push(self, text: Any) -> Batch | None:
+        """Take one item; return the batch it closes, if any (the item starts the next one
+        when it would not fit)."""
+        size = 0
+        if self._estimate is not None:
+            try:
+                size = self._estimate(text)
+            except (TypeError, AttributeError):
+                size = 1  # a bad item: refused, with its index, when its batch is validated
+        ready = None
+        if self._chunk and self._budget is not None and self._tokens + size > self._budget:
+            ready = self.flush()
         self._chunk.append(text)
-        return self.flush() if len(self._chunk) == self._batch_size else None
+        self._tokens += size
+        if len(self._chunk) == self._batch_size:
+            return ready or self.flush()
+        return ready
 
     def flush(self) -> Batch | None:
         """The batch read so far (validated; bad items named by input index), or None."""
@@ -90,15 +167,21 @@ class Chunker:
             normalized = normalize_input(self._chunk)
         except InvalidInputError as exc:
             raise exc.shifted(self._start) from None
-        batch = Batch(self._start, normalized.items)
+        batch = Batch(self._start, normalized.items, self._tokens)
         self._start += len(self._chunk)
         self._chunk = []
+        self._tokens = 0
         return batch
 
 
-def stream_batches(texts: Iterable[Any], batch_size: int) -> Iterator[Batch]:
+def stream_batches(
+    texts: Iterable[Any],
+    batch_size: int,
+    budget: int | None = None,
+    estimate: Callable[[Any], int] | None = None,
+) -> Iterator[Batch]:
     """A stream of texts as batches, read one batch ahead of what is sent."""
-    chunker = Chunker(batch_size)
+    chunker = Chunker(batch_size, budget, estimate)
     for text in texts:
         batch = chunker.push(text)
         if batch is not None:
@@ -109,14 +192,17 @@ def stream_batches(texts: Iterable[Any], batch_size: int) -> Iterator[Batch]:
 
 
 async def astream_batches(
-    texts: Iterable[Any] | AsyncIterable[Any], batch_size: int
+    texts: Iterable[Any] | AsyncIterable[Any],
+    batch_size: int,
+    budget: int | None = None,
+    estimate: Callable[[Any], int] | None = None,
 ) -> AsyncIterator[Batch]:
     """``stream_batches`` for the async client: ``texts`` may also be an async iterable."""
     if not isinstance(texts, AsyncIterable):
-        for ready in stream_batches(texts, batch_size):
+        for ready in stream_batches(texts, batch_size, budget, estimate):
             yield ready
         return
-    chunker = Chunker(batch_size)
+    chunker = Chunker(batch_size, budget, estimate)
     async for text in texts:
         batch = chunker.push(text)
         if batch is not None:

@@ -58,6 +58,7 @@ from ._config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_TOKENS_PER_REQUEST,
     MODEL_ENV,
     QWEN3_EMBEDDING_8B,
     ClientConfig,
@@ -151,6 +152,12 @@ def _parser() -> argparse.ArgumentParser:
         help="retries of a failed request (connection errors, timeouts, 408, 409, 429, 5xx)",
     )
     parser.add_argument(
+        "--max-tokens-per-request",
+        type=positive,
+        default=DEFAULT_MAX_TOKENS_PER_REQUEST,
+        help="estimated tokens per request (a long text goes alone)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=None, help="seconds (default: 10 s connect, 60 s read)"
     )
     parser.add_argument(
@@ -194,6 +201,7 @@ def client_config(args: argparse.Namespace) -> ClientConfig:
         batch_size=args.batch_size,
         max_concurrency=args.max_concurrency,
         max_retries=args.max_retries,
+        max_tokens_per_request=args.max_tokens_per_request,
         timeout=to_timeout(args.timeout),
         rate=args.rate,
         proxy=args.proxy,

@@ -27,8 +27,16 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
-from ._batching import Batch, Plan, aiter_batches, astream_batches, plan_batches, stream_batches
+from ._batching import (
+    Batch,
+    Plan,
+    aiter_batches,
+    astream_batches,
+    plan_token_batches,
+    stream_batches,
+)
 from ._body import aread_answer, read_answer
+from ._capacity import CapacityController
 from ._clock import SYSTEM_CLOCK, Clock
 from ._concurrency import AdaptiveLimit, AsyncGate, Counters, ThreadGate
 from ._config import (
@@ -55,6 +63,7 @@ from ._results import (
     ListCollector,
     streamed_batch,
 )
+from ._tokens import TokenEstimator
 from ._validation import (
     EmbeddingInput,
     Item,
@@ -123,6 +132,17 @@ class _BaseClient(Generic[HttpClientT]):
             "Accept-Encoding": "gzip",
             **check_default_headers(config.default_headers),
         }
+        #: The bytes-per-token ratio, learned from the service's usage, for sizing requests.
+        self._estimator = TokenEstimator()
+        read_timeout = (self._timeout or DEFAULT_TIMEOUT).read
+        if self._timeout is None and isinstance(http_client, (httpx.Client, httpx.AsyncClient)):
+            read_timeout = http_client.timeout.read
+        #: The tokens in flight and the request size, fitted to the server's capacity.
+        self._capacity = CapacityController(
+            max_tokens_per_request=config.max_tokens_per_request,
+            max_concurrency=config.max_concurrency,
+            read_timeout=read_timeout,
+        )
         self._flow_context = FlowContext(
             build_request=self._build_request,
             max_retries=self.max_retries,
@@ -130,6 +150,8 @@ class _BaseClient(Generic[HttpClientT]):
             limit=self._limit,
             pacer=self._pacer,
             clock=self._clock,
+            capacity=self._capacity,
+            estimator=self._estimator,
         )
 
     @property
@@ -185,7 +207,9 @@ class _BaseClient(Generic[HttpClientT]):
             return Plan(body, [], False, options.dimensions, chosen_model, -1, raw)
         normalized = normalize_input(input)
         items = normalized.items
-        batches = [Batch(a, items[a:b]) for a, b in plan_batches(len(items), self.batch_size)]
+        tokens = [self._estimator.estimate(item) for item in items]
+        slices = plan_token_batches(tokens, self.batch_size, self._capacity.request_budget())
+        batches = [Batch(a, items[a:b], sum(tokens[a:b])) for a, b in slices]
         return Plan(
             body, batches, normalized.single, options.dimensions, chosen_model, len(items), raw
         )
@@ -204,6 +228,10 @@ class _BaseClient(Generic[HttpClientT]):
             headers=headers,
             timeout=httpx.USE_CLIENT_DEFAULT if self._timeout is None else self._timeout,
         )
+
+    def _stream_sizing(self) -> tuple[int, Callable[[Any], int]]:
+        """A stream's batches: at most the request budget of estimated tokens."""
+        return self._capacity.request_budget(), self._estimator.estimate
 
     def _flow(self, plan: Plan, batch: Batch) -> Flow:
         return batch_flow(self._flow_context, plan, batch)
@@ -231,7 +259,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             # Dropped without close(): still return the pooled sockets.
             weakref.finalize(self, self._http.close)
         # Per client, so calls from several threads share max_concurrency.
-        self._gate = ThreadGate(self._limit, self._pacer, self._clock)
+        self._gate = ThreadGate(self._limit, self._pacer, self._clock, self._capacity)
 
     def embed(
         self,
@@ -323,7 +351,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         plan = self._plan([], EmbedOptions(**options_kw), model, raw=as_array, lazy=True)
         outcomes = thread_outcomes(
             lambda batch: self._drive(self._flow(plan, batch)),
-            stream_batches(texts, self.batch_size),
+            stream_batches(texts, self.batch_size, *self._stream_sizing()),
             window=self.max_concurrency,
             ordered=True,
         )
@@ -334,21 +362,28 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             outcomes.close()
 
     def _drive(self, flow: Flow) -> ParsedBatch:
-        step = next(flow)
-        while True:
-            outcome: Outcome = None
-            if isinstance(step, Sleep):
-                self._clock.sleep(step.seconds)
-            else:
+        outcome: Outcome = None
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    self._clock.sleep(step.seconds)
+                    step = flow.send(None)
+                    continue
+                tokens = step.tokens
+                self._gate.enter(tokens)
                 try:
-                    with self._gate:
-                        outcome = read_answer(self._http.send(step, stream=True))
-                except httpx.RequestError as exc:
-                    outcome = exc
-            try:
-                step = flow.send(outcome)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+                    try:
+                        outcome = read_answer(self._http.send(step.request, stream=True))
+                    except httpx.RequestError as exc:
+                        outcome = exc
+                    # Answered, but in flight until the flow has read the answer: what it
+                    # learns (a wider window) is in place before the next request looks.
+                    step = flow.send(outcome)
+                finally:
+                    self._gate.exit(tokens)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._owns_http:
@@ -379,7 +414,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
             http_client or httpx.AsyncClient(**kwargs),
             owned=http_client is None,
             http_kwargs=kwargs,
-            new_gate=lambda: AsyncGate(self._limit, self._pacer, self._clock),
+            new_gate=lambda: AsyncGate(self._limit, self._pacer, self._clock, self._capacity),
         )
         if http_client is None:
             # Dropped without aclose(): its pool is closed on its own loop.
@@ -461,7 +496,9 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         """``MixlayerClient.iter_embed`` as an async iterator; ``texts`` may also be an async
         iterable."""
         plan = self._plan([], EmbedOptions(**options_kw), model, raw=as_array, lazy=True)
-        outcomes = await self._pipeline(plan, astream_batches(texts, self.batch_size), ordered=True)
+        outcomes = await self._pipeline(
+            plan, astream_batches(texts, self.batch_size, *self._stream_sizing()), ordered=True
+        )
         try:
             async for batch, outcome in outcomes:
                 yield streamed_batch(plan, batch, outcome, skip_rejected)
@@ -480,21 +517,27 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         )
 
     async def _drive(self, flow: Flow, gate: AsyncGate) -> ParsedBatch:
-        step = next(flow)
-        while True:
-            outcome: Outcome = None
-            if isinstance(step, Sleep):
-                await self._clock.asleep(step.seconds)
-            else:
+        outcome: Outcome = None
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    await self._clock.asleep(step.seconds)
+                    step = flow.send(None)
+                    continue
+                tokens = step.tokens
+                await gate.enter(tokens)
                 try:
-                    async with gate:
-                        outcome = await aread_answer(await self._http.send(step, stream=True))
-                except httpx.RequestError as exc:
-                    outcome = exc
-            try:
-                step = flow.send(outcome)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+                    try:
+                        response = await self._http.send(step.request, stream=True)
+                        outcome = await aread_answer(response)
+                    except httpx.RequestError as exc:
+                        outcome = exc
+                    step = flow.send(outcome)
+                finally:
+                    await gate.exit(tokens)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         await self._binding.aclose()

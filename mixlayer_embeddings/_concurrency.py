@@ -1,8 +1,10 @@
 """How many requests are in flight, and when the next may start.
 
-``AdaptiveLimit`` is the pure limit (fed successes and throttles); ``ThreadGate`` and
-``AsyncGate`` are the two places a request waits for a slot and for the pacer's pace, one for
-threads and one for the tasks of an event loop. ``Counters`` tallies what a client sent.
+``AdaptiveLimit`` is the pure limit on requests (fed successes and throttles), the
+``CapacityController`` (``_capacity``) the one on estimated tokens; ``ThreadGate`` and
+``AsyncGate`` are the two places a request waits for the pacer's pace and for room under both
+limits, one for threads and one for the tasks of an event loop. ``Counters`` tallies what a
+client sent.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from ._capacity import CapacityController
 from ._clock import Clock
 from ._pacing import Pacer
 
@@ -24,17 +27,21 @@ class Counters:
         self.requests = 0
         self.retries = 0
         self.rate_limited = 0
+        self.timeouts = 0
 
-    def count(self, *, requests: int = 0, retries: int = 0, rate_limited: int = 0) -> None:
+    def count(
+        self, *, requests: int = 0, retries: int = 0, rate_limited: int = 0, timeouts: int = 0
+    ) -> None:
         with self._lock:
             self.requests += requests
             self.retries += retries
             self.rate_limited += rate_limited
+            self.timeouts += timeouts
 
     def __repr__(self) -> str:
         return (
             f"Counters(requests={self.requests}, retries={self.retries}, "
-            f"rate_limited={self.rate_limited})"
+            f"rate_limited={self.rate_limited}, timeouts={self.timeouts})"
         )
 
 
@@ -61,52 +68,76 @@ class AdaptiveLimit:
 
 
 class ThreadGate:
-    """At most ``limit.allowed`` requests in flight across threads, started at the pacer's
-    pace."""
+    """At most ``limit.allowed`` requests, and the capacity's window of tokens, in flight
+    across threads; requests started at the pacer's pace."""
 
-    def __init__(self, limit: AdaptiveLimit, pacer: Pacer, clock: Clock) -> None:
+    def __init__(
+        self, limit: AdaptiveLimit, pacer: Pacer, clock: Clock, capacity: CapacityController
+    ) -> None:
         self._limit = limit
         self._pacer = pacer
         self._clock = clock
+        self._capacity = capacity
         self._cond = threading.Condition()
         self._busy = 0
 
-    def __enter__(self) -> None:
+    def _free(self, tokens: int) -> bool:
+        return self._busy < self._limit.allowed and self._capacity.admits(tokens)
+
+    def enter(self, tokens: int) -> None:
         # The start is booked before a slot is taken: a slot held while waiting for the pace
         # would add the request's own duration to the spacing.
         wait = self._pacer.reserve()
         if wait > 0:
             self._clock.sleep(wait)
         with self._cond:
-            self._cond.wait_for(lambda: self._busy < self._limit.allowed)
+            self._cond.wait_for(lambda: self._free(tokens))
             self._busy += 1
+            self._capacity.started(tokens)
 
-    def __exit__(self, *exc_info: object) -> None:
+    def exit(self, tokens: int) -> None:
         with self._cond:
             self._busy -= 1
+            self._capacity.finished(tokens)
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """The limits changed (an answer widened the window): waiting requests look again."""
+        with self._cond:
             self._cond.notify_all()
 
 
 class AsyncGate:
-    """At most ``limit.allowed`` requests in flight across tasks of one event loop, started at
-    the pacer's pace."""
+    """``ThreadGate`` for the tasks of one event loop."""
 
-    def __init__(self, limit: AdaptiveLimit, pacer: Pacer, clock: Clock) -> None:
+    def __init__(
+        self, limit: AdaptiveLimit, pacer: Pacer, clock: Clock, capacity: CapacityController
+    ) -> None:
         self._limit = limit
         self._pacer = pacer
         self._clock = clock
+        self._capacity = capacity
         self._cond = asyncio.Condition()
         self._busy = 0
 
-    async def __aenter__(self) -> None:
+    def _free(self, tokens: int) -> bool:
+        return self._busy < self._limit.allowed and self._capacity.admits(tokens)
+
+    async def enter(self, tokens: int) -> None:
         wait = self._pacer.reserve()
         if wait > 0:
             await self._clock.asleep(wait)
         async with self._cond:
-            await self._cond.wait_for(lambda: self._busy < self._limit.allowed)
+            await self._cond.wait_for(lambda: self._free(tokens))
             self._busy += 1
+            self._capacity.started(tokens)
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def exit(self, tokens: int) -> None:
         async with self._cond:
             self._busy -= 1
+            self._capacity.finished(tokens)
+            self._cond.notify_all()
+
+    async def wake(self) -> None:
+        async with self._cond:
             self._cond.notify_all()

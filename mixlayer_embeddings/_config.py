@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 
 import httpx
 
+from ._capacity import DEFAULT_MAX_TOKENS_PER_REQUEST
 from ._clock import Clock
 from ._exceptions import ConfigurationError, InsecureTransportError, InvalidParameterError
 from ._pacing import Pacer
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MAX_TOKENS_PER_REQUEST",
     "DEFAULT_TIMEOUT",
     "MAX_BATCH_SIZE",
     "MODEL_ENV",
@@ -260,6 +262,7 @@ class ClientKwargs(TypedDict, total=False):
     max_retries: int
     batch_size: int
     max_concurrency: int
+    max_tokens_per_request: int
     allow_insecure_http: bool
     default_headers: Mapping[str, str] | None
     proxy: str | httpx.URL | None
@@ -287,6 +290,7 @@ class ClientConfig:
     max_retries: int = DEFAULT_MAX_RETRIES
     batch_size: int = DEFAULT_BATCH_SIZE
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_tokens_per_request: int = DEFAULT_MAX_TOKENS_PER_REQUEST
     allow_insecure_http: bool = False
     default_headers: Mapping[str, str] | None = None
     proxy: str | httpx.URL | None = None

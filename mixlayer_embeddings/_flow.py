@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from ._batching import Batch, Plan
+from ._capacity import BIG_BODY_SIZE, CapacityController
 from ._clock import Clock
 from ._concurrency import AdaptiveLimit, Counters
 from ._exceptions import (
@@ -30,9 +31,19 @@ from ._exceptions import (
 from ._pacing import Pacer
 from ._response import ParsedBatch, parse_embedding_response
 from ._retry import RetryState, decide, parse_retry_after
+from ._tokens import TokenEstimator
 from ._validation import Item
 
-__all__ = ["Answer", "Flow", "FlowContext", "Outcome", "Sleep", "batch_flow", "send_flow"]
+__all__ = [
+    "Answer",
+    "Flow",
+    "FlowContext",
+    "Outcome",
+    "Send",
+    "Sleep",
+    "batch_flow",
+    "send_flow",
+]
 
 logger = logging.getLogger("mixlayer_embeddings")
 
@@ -47,6 +58,14 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class Send:
+    """A step of a batch flow: send this request, holding ``tokens`` of the window."""
+
+    request: httpx.Request
+    tokens: int
+
+
+@dataclass(frozen=True)
 class Answer:
     """A successful response and its body, read by us: httpx keeps a response in a reference
     cycle until the garbage collector's next full pass, so a body it held would pile up at
@@ -58,7 +77,7 @@ class Answer:
 
 #: What the runner sends back into a flow: an answer, an error response, or the httpx error.
 Outcome = Answer | httpx.Response | httpx.RequestError | None
-Flow = Generator[httpx.Request | Sleep, Outcome, ParsedBatch]
+Flow = Generator[Send | Sleep, Outcome, ParsedBatch]
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,17 @@ class FlowContext:
     limit: AdaptiveLimit
     pacer: Pacer
     clock: Clock
+    capacity: CapacityController
+    estimator: TokenEstimator
+
+
+class _TooBig(Exception):
+    """Inside a flow: the request was too large for the server now (refused for its size, or
+    not answered in time); it is split, after ``drain`` seconds."""
+
+    def __init__(self, drain: float) -> None:
+        super().__init__(drain)
+        self.drain = drain
 
 
 def batch_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:
@@ -81,7 +111,7 @@ def batch_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:
     the refused items are known, so the error names them instead of failing every item.
     """
     try:
-        return (yield from send_flow(ctx, plan, batch.items))
+        return (yield from _fitted_flow(ctx, plan, batch))
     except BadRequestError as refused:
         if refused.code != "invalid_input":
             raise
@@ -95,21 +125,50 @@ def batch_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:
         raise error from refused
 
 
+def _fitted_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:
+    """Send a batch as one request, or as halves when it is larger than the server takes now
+    (the size cap or window of ``ctx.capacity``, or learned from this very request)."""
+    if len(batch.items) > 1 and not ctx.capacity.fits(batch.tokens, batch.size):
+        return (yield from _split_flow(ctx, plan, batch, 0.0))
+    try:
+        return (yield from send_flow(ctx, plan, batch))
+    except _TooBig as too_big:
+        return (yield from _split_flow(ctx, plan, batch, too_big.drain))
+
+
+def _split_flow(ctx: FlowContext, plan: Plan, batch: Batch, drain: float) -> Flow:
+    """A batch sent as two halves (each fitted again), one after the other, after waiting
+    ``drain`` seconds for the server to get through work it was given and nobody waits for."""
+    if drain > 0:
+        yield Sleep(drain)
+    middle = len(batch.items) // 2
+    share = batch.tokens * middle // len(batch.items)
+    halves = (
+        Batch(batch.start, batch.items[:middle], share),
+        Batch(batch.start + middle, batch.items[middle:], batch.tokens - share),
+    )
+    logger.info("request of %d items split in two, to fit the server", len(batch.items))
+    first = yield from _fitted_flow(ctx, plan, halves[0])
+    second = yield from _fitted_flow(ctx, plan, halves[1])
+    return first.joined(second)
+
+
 def _bisect_flow(
     ctx: FlowContext, plan: Plan, batch: Batch, accepted: list[tuple[int, ParsedBatch]]
-) -> Generator[httpx.Request | Sleep, Outcome, list[int]]:
+) -> Generator[Send | Sleep, Outcome, list[int]]:
     """Input indexes of the items the service refuses, found by halving the batch; the
     halves it accepts are appended to ``accepted``, so their vectors are not lost."""
     if len(batch.items) == 1:
         return [batch.start]
     middle = len(batch.items) // 2
     culprits: list[int] = []
+    share = batch.tokens * middle // len(batch.items)
     for half in (
-        Batch(batch.start, batch.items[:middle]),
-        Batch(batch.start + middle, batch.items[middle:]),
+        Batch(batch.start, batch.items[:middle], share),
+        Batch(batch.start + middle, batch.items[middle:], batch.tokens - share),
     ):
         try:
-            parsed = yield from send_flow(ctx, plan, half.items)
+            parsed = yield from _fitted_flow(ctx, plan, half)
         except BadRequestError as refused:
             if refused.code != "invalid_input":
                 raise
@@ -127,8 +186,23 @@ def _status_of(outcome: Outcome) -> object:
     return type(outcome).__name__
 
 
-def send_flow(ctx: FlowContext, plan: Plan, batch: list[Item]) -> Flow:
-    """Send one request until it succeeds or the retry policy gives up."""
+def _refused_for_size(status: int, error: APIError, size: int) -> bool:
+    """A 413, a "request too large" refusal, or a gateway error on a big body."""
+    if status == 413:
+        return True
+    if status in (502, 504):
+        return size >= BIG_BODY_SIZE
+    detail = f"{getattr(error, 'code', '') or ''} {getattr(error, 'detail', '')}".lower()
+    return status == 400 and ("too large" in detail or "too_large" in detail)
+
+
+def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
+    """Send one request until it succeeds or the retry policy gives up.
+
+    A request of several items that the server refuses for its size, or does not answer in
+    time, is not sent again as it was: ``_TooBig`` asks the caller to split it.
+    """
+    batch, tokens = sent.items, sent.tokens
     state = RetryState(ctx.max_retries)
     attempts = 0
     first_sent = ctx.clock.now()
@@ -137,40 +211,56 @@ def send_flow(ctx: FlowContext, plan: Plan, batch: list[Item]) -> Flow:
         request = ctx.build_request(plan, batch)
         started = time.perf_counter()
         sent_at = ctx.clock.now()
-        outcome = yield request
+        outcome = yield Send(request, tokens)
         elapsed_ms = (time.perf_counter() - started) * 1000
         ctx.counters.count(requests=1, retries=int(attempts > 1))
         # The request has been sent: blank the key so no exception or log can carry it.
         request.headers["Authorization"] = _REDACTED
         logger.debug(
-            "POST %s -> %s (%d items, %.0f ms)",
+            "POST %s -> %s (%d items, ~%d tokens, %.0f ms)",
             request.url,
             _status_of(outcome),
             len(batch),
+            tokens,
             elapsed_ms,
         )
         error: APIError
         cause: BaseException | None = None
+        drain = 0.0
         if isinstance(outcome, Answer):
             ctx.limit.on_success()
             ctx.pacer.on_success()
-            return parse_embedding_response(
+            parsed = parse_embedding_response(
                 outcome.response,
                 expected_count=len(batch),
                 dimensions=plan.dimensions,
                 raw=plan.raw,
                 content=outcome.content,
             )
+            ctx.capacity.on_success(tokens, sent_at, ctx.clock.now())
+            if isinstance(batch[0], str):
+                ctx.estimator.observe(sent.size, parsed.usage.prompt_tokens)
+            return parsed
         if isinstance(outcome, httpx.Response):
             error = make_status_error(outcome)
-            if outcome.status_code == 429:
+            status = outcome.status_code
+            if status == 429:
                 ctx.counters.count(rate_limited=1)
                 ctx.limit.on_throttle()
                 ctx.pacer.on_throttle(parse_retry_after(outcome.headers), sent_at)
                 logger.info("rate limited: concurrency now %d", ctx.limit.allowed)
+            elif _refused_for_size(status, error, sent.size):
+                ctx.capacity.on_too_large(sent.size)
+                if len(batch) > 1:
+                    raise _TooBig(0.0)
         elif isinstance(outcome, httpx.RequestError):
             cause = outcome
             error = translate_transport_error(outcome)
+            if isinstance(outcome, httpx.ReadTimeout):
+                ctx.counters.count(timeouts=1)
+                drain = ctx.capacity.on_timeout(tokens, ctx.capacity.in_flight, ctx.clock.now())
+                if len(batch) > 1:
+                    raise _TooBig(drain)
         else:  # pragma: no cover - the runners always send an outcome
             raise RuntimeError("batch flow resumed without an outcome")
         decision = decide(error, state)
@@ -185,13 +275,14 @@ def send_flow(ctx: FlowContext, plan: Plan, batch: list[Item]) -> Flow:
                 "retry %d/%d in %.2f s after %s",
                 decision.state.retries_done,
                 ctx.max_retries,
-                decision.delay,
+                max(decision.delay, drain),
                 error.message,
             )
         else:
             logger.info("paced by the server: again in %.2f s", decision.delay)
         state = decision.state
         # After a 429 the pacer holds this request with all the others, then lets them go
-        # one by one; any other retry waits its own backoff.
+        # one by one; any other retry waits its own backoff (and, after a timeout, for the
+        # server to get through the work it was left with).
         if decision.wait_here:
-            yield Sleep(decision.delay)
+            yield Sleep(max(decision.delay, drain))

@@ -32,9 +32,20 @@ class ParsedBatch:
     embeddings: list[list[float]] | list[bytes]
     model: str
     usage: Usage
+    #: Requests that made it (more than one when a request was split to fit the server).
+    requests: int = 1
 
     def __len__(self) -> int:
         return len(self.embeddings)
+
+    def joined(self, after: ParsedBatch) -> ParsedBatch:
+        """This batch's vectors followed by ``after``'s (the halves of a split request)."""
+        return ParsedBatch(
+            self.embeddings + after.embeddings,  # type: ignore[operator]
+            after.model or self.model,
+            self.usage + after.usage,
+            self.requests + after.requests,
+        )
 
 
 def _strict_b64decode(encoded: str) -> bytes:

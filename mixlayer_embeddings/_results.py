@@ -154,7 +154,7 @@ class Collector:
     def add(self, start: int, parsed: ParsedBatch) -> None:
         with self._lock:
             self.usage = self.usage + parsed.usage
-            self.requests += 1
+            self.requests += parsed.requests
             if parsed.model:
                 self.model = parsed.model
             self._store(start - self.offset, parsed)

@@ -76,6 +76,10 @@ class FakeService:
         self.dims = dims
         self.script: list[Callable[[httpx.Request], httpx.Response]] = []
 
+    def vectors_of(self, item: object) -> list[float]:
+        """The vector this service gives ``item`` (decoded as the client decodes it)."""
+        return [float(x) for x in array("f", vector_for(item, self.dims))]
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         body = json.loads(request.content)

@@ -378,7 +378,10 @@ def test_plan_batches_is_even_and_covers_everything(count, size, expected) -> No
 def test_no_request_holds_more_than_batch_size(flavour, service) -> None:
     texts = [f"t{i}" for i in range(5000)]
     response = embed(flavour, service, texts)
-    assert [len(b["input"]) for b in service.bodies] == [1667, 1667, 1666]
+    sizes = sorted(len(b["input"]) for b in service.bodies)
+    # The fewest requests (3), evenly sized (the items' tokens differ a little: t7 and t4999).
+    assert len(sizes) == 3 and sum(sizes) == 5000 and max(sizes) <= 2048
+    assert max(sizes) - min(sizes) <= 0.05 * max(sizes)
     assert len(response.embeddings) == 5000
 
 

@@ -10,6 +10,7 @@ def test_core_public_surface_is_exactly_this() -> None:
         "DEFAULT_BATCH_SIZE",
         "DEFAULT_MAX_CONCURRENCY",
         "DEFAULT_MAX_RETRIES",
+        "DEFAULT_MAX_TOKENS_PER_REQUEST",
         "DEFAULT_TIMEOUT",
         "MAX_BATCH_SIZE",
         "MODEL_ENV",

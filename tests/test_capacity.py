@@ -1,0 +1,228 @@
+"""Sizing work to the server: the token estimator, token-budgeted batches, the capacity
+controller (pure, from tables), and the flows that split what the server cannot take."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from conftest import KEY, MODEL, FakeClock, FakeService
+
+from mixlayer_embeddings import APIStatusError, MixlayerClient
+from mixlayer_embeddings._batching import Chunker, plan_token_batches
+from mixlayer_embeddings._capacity import CapacityController
+from mixlayer_embeddings._tokens import INITIAL_BYTES_PER_TOKEN, TokenEstimator
+
+# -- the estimator -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ("abc", 1),  # 3 bytes at 3.0 bytes/token
+        ("a" * 300, 100),
+        ("é" * 30, 20),  # 60 UTF-8 bytes, not 30 characters
+        ("长城" * 10, 20),  # 60 bytes
+        ([1, 2, 3, 4], 4),  # a token array is its own length
+        ("x", 1),  # never 0
+    ],
+)
+def test_estimates_are_utf8_bytes_over_the_ratio(item, expected) -> None:
+    assert INITIAL_BYTES_PER_TOKEN == 3.0
+    assert TokenEstimator().estimate(item) == expected
+
+
+def test_the_ratio_follows_the_service_usage_within_bounds() -> None:
+    estimator = TokenEstimator()
+    for _ in range(30):
+        estimator.observe(text_bytes=5000, prompt_tokens=1000)  # 5 bytes/token prose
+    assert estimator.bytes_per_token == pytest.approx(5.0, rel=0.01)
+    assert estimator.estimate("a" * 500) == 100
+    for _ in range(30):
+        estimator.observe(text_bytes=100, prompt_tokens=1000)  # nonsense: 0.1 byte/token
+    assert estimator.bytes_per_token == pytest.approx(1.0, rel=0.01)  # clamped
+    estimator.observe(text_bytes=0, prompt_tokens=10)  # nothing to learn from
+    assert estimator.bytes_per_token == pytest.approx(1.0, rel=0.01)
+
+
+# -- token-budgeted batches ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tokens", "batch_size", "budget", "expected"),
+    [
+        ([], 10, 100, []),
+        ([10] * 10, 4, 1000, [(0, 3), (3, 7), (7, 10)]),  # the count cap, evened out
+        ([10] * 10, 100, 50, [(0, 5), (5, 10)]),  # the token budget
+        ([10] * 10, 100, 35, [(0, 3), (3, 5), (5, 8), (8, 10)]),  # 3 batches cannot hold 100
+        ([5, 5, 500, 5, 5], 100, 100, [(0, 2), (2, 3), (3, 5)]),  # too big: alone
+        ([500], 100, 100, [(0, 1)]),
+        ([1] * 4097, 2048, 10**6, [(0, 1366), (1366, 2732), (2732, 4097)]),
+    ],
+)
+def test_plan_token_batches(tokens, batch_size, budget, expected) -> None:
+    slices = plan_token_batches(tokens, batch_size, budget)
+    assert slices == expected
+    for start, stop in slices:
+        assert stop - start <= batch_size
+        assert stop - start == 1 or sum(tokens[start:stop]) <= budget
+
+
+def test_a_stream_is_cut_by_the_token_budget_too() -> None:
+    chunker = Chunker(batch_size=100, budget=10, estimate=len)
+    cut = [chunker.push(text) for text in ["aaaa", "bbbb", "cccc", "dd", "eeeeeeeeeeee", "f"]]
+    cut.append(chunker.flush())
+    batches = [b for b in cut if b is not None]
+    assert [(b.start, b.items, b.tokens) for b in batches] == [
+        (0, ["aaaa", "bbbb"], 8),
+        (2, ["cccc", "dd"], 6),
+        (4, ["eeeeeeeeeeee"], 12),  # larger than the budget: alone
+        (5, ["f"], 1),
+    ]
+
+
+# -- the capacity controller, from tables of samples --------------------------------------------
+
+
+def test_the_window_starts_at_two_requests_and_doubles_per_round_on_a_fast_server() -> None:
+    c = CapacityController(max_tokens_per_request=1000, max_concurrency=8, read_timeout=60)
+    assert (c.window, c.target) == (2000, 10.0)
+    t = 0.0
+    for expected in (4000, 8000, 8000):  # a round completes the window; at most 8 requests
+        for _ in range(int(c.window) // 1000):
+            t += 0.01
+            c.on_success(1000, sent_at=t - 0.01, now=t)
+        assert c.window == expected
+    assert c.throughput == pytest.approx(100_000, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("read_timeout", "target", "rate", "window"),
+    [
+        (60.0, 10.0, 20_000, 200_000),  # a slow accelerator: 10 s of its work
+        (5.0, 1.25, 20_000, 25_000),  # a short timeout: a quarter of it
+        (5.0, 1.25, 400, 1024),  # slower still: never below the floor
+    ],
+)
+def test_the_window_is_what_the_server_does_in_the_target_time(
+    read_timeout, target, rate, window
+) -> None:
+    c = CapacityController(
+        max_tokens_per_request=32_768, max_concurrency=8, read_timeout=read_timeout
+    )
+    assert c.target == target
+    # A queue of 8 requests of 1000 tokens: each answer comes 1000 / rate seconds after the one
+    # before it, 8 of those after its request was sent.
+    t = 0.0
+    for _ in range(400):
+        t += 1000 / rate
+        c.on_success(1000, sent_at=max(0.0, t - 8 * 1000 / rate), now=t)
+    assert c.throughput == pytest.approx(rate, rel=0.01)
+    assert c.window == pytest.approx(window, rel=0.01)
+    assert c.request_budget() == min(32_768, int(c.window))
+    assert c.fits(c.request_budget(), size=10**9) and not c.fits(c.request_budget() + 1, size=1)
+
+
+def test_answers_slower_than_the_target_shrink_the_window_in_proportion() -> None:
+    c = CapacityController(max_tokens_per_request=10_000, max_concurrency=8, read_timeout=40)
+    c.window = 80_000
+    c.on_success(10_000, sent_at=0.0, now=20.0)  # 20 s for a 10 s target: halve
+    assert c.window == pytest.approx(min(40_000, c.throughput * c.target))
+
+
+def test_a_timeout_halves_and_says_how_long_the_server_stays_busy() -> None:
+    c = CapacityController(max_tokens_per_request=32_768, max_concurrency=8, read_timeout=5.0)
+    c.window = 262_144
+    drain = c.on_timeout(32_768, in_flight=262_144, now=5.0)
+    # It did not get through 262,144 tokens in 5 s: at most 52,429/s, halved to be safe.
+    assert c.throughput == pytest.approx(262_144 / 5 / 2)
+    assert c.window == 131_072
+    assert drain == pytest.approx(5.0)  # capped at the read timeout
+
+
+def test_a_refusal_for_size_caps_every_later_request() -> None:
+    c = CapacityController(max_tokens_per_request=32_768, max_concurrency=8, read_timeout=60)
+    c.on_too_large(20_000)
+    assert c.size_cap == 10_000
+    assert c.fits(tokens=100, size=10_000) and not c.fits(tokens=100, size=10_001)
+    c.on_too_large(30_000)  # a later, larger refusal does not raise the cap
+    assert c.size_cap == 10_000
+
+
+def test_admission_counts_tokens_in_flight_but_always_lets_one_go() -> None:
+    c = CapacityController(max_tokens_per_request=1000, max_concurrency=8, read_timeout=60)
+    assert c.admits(50_000)  # nothing in flight: even a request over the window
+    c.started(1500)
+    assert c.admits(500) and not c.admits(501)
+    c.finished(1500)
+    assert c.in_flight == 0
+
+
+# -- flows that split what the server cannot take ------------------------------------------------
+
+
+def sized(service: FakeService, *, max_items: int, status: int = 413, timeout: bool = False):
+    """A service that refuses (or never answers) requests of more than ``max_items``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["input"]
+        if isinstance(items, list) and len(items) > max_items:
+            if timeout:
+                raise httpx.ReadTimeout("no answer in time", request=request)
+            return httpx.Response(status, json={"error": {"message": "request too large"}})
+        return service(request)
+
+    return handler
+
+
+def make_client(handler, clock: FakeClock, **settings) -> MixlayerClient:
+    return MixlayerClient(
+        api_key=KEY,
+        model=MODEL,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        clock=clock,
+        **settings,
+    )
+
+
+@pytest.mark.parametrize("status", [413, 502])
+def test_a_request_refused_for_its_size_is_split_and_the_cap_is_kept(status) -> None:
+    service = FakeService()
+    # ~1,340 tokens each: halves of 8 are still big bodies (a 502 on a small one is a fault).
+    texts = [f"passage {i:02d} " + "word " * 800 for i in range(16)]
+    handler = sized(service, max_items=4, status=status)
+    with make_client(handler, FakeClock(), max_tokens_per_request=32_768) as client:
+        first = client.embed(texts).embeddings
+        assert len(first) == 16
+        assert sorted(len(b["input"]) for b in service.bodies) == [4] * 4  # split 16 -> 8 -> 4
+        service.bodies.clear()
+        second = client.embed(texts).embeddings
+    assert second == first
+    # Remembered: the next call's requests are sized under the cap from the start.
+    assert all(len(b["input"]) <= 4 for b in service.bodies)
+
+
+def test_a_single_text_refused_for_its_size_is_an_error_not_a_split() -> None:
+    service = FakeService()
+    with (
+        make_client(sized(service, max_items=0), FakeClock()) as client,
+        pytest.raises(APIStatusError, match="request too large") as info,
+    ):
+        client.embed(["one"])
+    assert info.value.status_code == 413
+
+
+def test_a_read_timeout_splits_the_request_and_waits_for_the_server_to_drain() -> None:
+    service = FakeService()
+    clock = FakeClock()
+    texts = [f"chunk {i} " + "token " * 100 for i in range(8)]
+    handler = sized(service, max_items=2, timeout=True)
+    with make_client(handler, clock, timeout=5.0) as client:
+        vectors = client.embed(texts).embeddings
+        counters = client.counters
+    assert len(vectors) == 8 and vectors == [service.vectors_of(t) for t in texts]
+    assert sorted(len(b["input"]) for b in service.bodies) == [2, 2, 2, 2]
+    assert counters.timeouts == 3  # 8 -> 4 + 4 -> 2 + 2 + 2 + 2: never resent whole
+    # Each split waited for the abandoned request's work, not a blind backoff.
+    assert clock.sleeps and all(0 < s <= 5.0 for s in clock.sleeps)
