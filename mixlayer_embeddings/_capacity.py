@@ -7,11 +7,13 @@ samples (a success, a timeout, a refusal for size) with the time passed in, it k
 
 - ``throughput``: tokens per second the server gets through, from the gaps between answers
   (behind a queue, a request's own share of the time is the gap since the answer before it);
-- ``window``: the tokens allowed in flight. It starts at two requests' worth and grows by what
+- ``window``: the tokens allowed in flight. It starts at one full request's worth and grows by what
   each answer completed (doubling per round trip, as TCP's slow start does), up to what the
   server gets through in ``target`` seconds (a quarter of the read timeout, at most 10 s) and
-  never above ``max_concurrency`` full requests. An answer slower than ``target`` shrinks it in
-  proportion, so answer time per token rising is read as congestion, before any timeout;
+  never above ``max_concurrency`` full requests. An answer more than twice slower than
+  ``target`` shrinks it in proportion, so answer time per token rising is read as congestion,
+  before any timeout. A request holds at most a third of the window, so that one is always
+  queued behind the one being worked on;
 - ``size_cap``: the largest request body, in UTF-8 bytes of text (a size that does not move
   as the token estimate learns), the server or a proxy on the way has not refused (413,
   "request too large", a gateway 502/504 on a big body).
@@ -45,6 +47,11 @@ DEFAULT_MAX_TOKENS_PER_REQUEST = 32_768
 #: The answer time the window aims for, at most (a quarter of the read timeout when shorter).
 MAX_TARGET_SECONDS = 10.0
 TARGET_FRACTION_OF_TIMEOUT = 0.25
+#: An answer this many times slower than the target is congestion (nearer, it is the queue the
+#: window itself makes: the last request of a full window is answered about ``target`` late).
+CONGESTED = 2.0
+#: A request holds at most this fraction of the window.
+REQUESTS_PER_WINDOW = 3
 #: Weight of each new throughput sample.
 SMOOTHING = 0.3
 #: A body this big (UTF-8 bytes of text) answered 502/504 is taken as refused for its size;
@@ -69,7 +76,9 @@ class CapacityController:
         self.min_window = min(MIN_WINDOW_TOKENS, max_tokens_per_request)
         #: Estimated tokens of the requests sent and not yet answered.
         self.in_flight = 0
-        self.window = float(min(self.max_window, 2 * max_tokens_per_request))
+        # One request's worth until the server is measured: a first contact with a slow server
+        # and a short timeout must not already be more than it can answer in time.
+        self.window = float(min(self.max_window, max_tokens_per_request))
         self.target = MAX_TARGET_SECONDS
         if read_timeout is not None:
             self.target = min(MAX_TARGET_SECONDS, TARGET_FRACTION_OF_TIMEOUT * read_timeout)
@@ -80,9 +89,11 @@ class CapacityController:
         self._lock = threading.Lock()
 
     def request_budget(self) -> int:
-        """Estimated tokens a request may hold now: within the window (a larger one would be
-        answered later than the target, alone on the server)."""
-        return max(1, min(self.max_tokens_per_request, int(self.window)))
+        """Estimated tokens a request may hold now: a third of the window at most, so that a
+        request is always queued behind the one being worked on (the server never idles
+        between answers) and each is answered in time."""
+        third = max(self.min_window, int(self.window) // REQUESTS_PER_WINDOW)
+        return max(1, min(self.max_tokens_per_request, third))
 
     def fits(self, tokens: int, size: int) -> bool:
         """Is a request of ``tokens`` (estimated) and body ``size`` within both limits?"""
@@ -114,7 +125,7 @@ class CapacityController:
                 if self.throughput is None
                 else self.throughput + SMOOTHING * (sample - self.throughput)
             )
-            if latency > self.target:
+            if latency > CONGESTED * self.target:
                 self.window *= self.target / latency
             else:
                 self.window += tokens
@@ -136,6 +147,11 @@ class CapacityController:
             if not self.throughput:
                 return 0.0
             return min(in_flight / self.throughput, self.read_timeout or MAX_TARGET_SECONDS)
+
+    def on_overload(self) -> None:
+        """The server said it is overloaded (503): half the window."""
+        with self._lock:
+            self.window = max(float(self.min_window), self.window / 2)
 
     def on_too_large(self, size: int) -> None:
         """A body of ``size`` was refused for its size: later requests stay well below it."""

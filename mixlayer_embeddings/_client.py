@@ -48,7 +48,7 @@ from ._config import (
     to_timeout,
 )
 from ._exceptions import InvalidParameterError
-from ._flow import Flow, FlowContext, Outcome, Sleep, batch_flow
+from ._flow import RESIZE, Flow, FlowContext, Outcome, Send, Sleep, batch_flow
 from ._loop_pool import LoopBinding
 from ._models import EmbeddingResponse
 from ._options import EmbedOptions, OptionKwargs
@@ -233,6 +233,10 @@ class _BaseClient(Generic[HttpClientT]):
         """A stream's batches: at most the request budget of estimated tokens."""
         return self._capacity.request_budget(), self._estimator.estimate
 
+    def _no_longer_fits(self, step: Send) -> bool:
+        """Its turn came, but the server's window shrank while it waited: split it instead."""
+        return step.splittable and not self._capacity.fits(step.tokens, step.size)
+
     def _flow(self, plan: Plan, batch: Batch) -> Flow:
         return batch_flow(self._flow_context, plan, batch)
 
@@ -372,9 +376,14 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                     continue
                 tokens = step.tokens
                 self._gate.enter(tokens)
+                step.sent_at = self._clock.now()
                 try:
                     try:
-                        outcome = read_answer(self._http.send(step.request, stream=True))
+                        outcome = (
+                            RESIZE
+                            if self._no_longer_fits(step)
+                            else read_answer(self._http.send(step.request, stream=True))
+                        )
                     except httpx.RequestError as exc:
                         outcome = exc
                     # Answered, but in flight until the flow has read the answer: what it
@@ -527,10 +536,14 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                     continue
                 tokens = step.tokens
                 await gate.enter(tokens)
+                step.sent_at = self._clock.now()
                 try:
                     try:
-                        response = await self._http.send(step.request, stream=True)
-                        outcome = await aread_answer(response)
+                        if self._no_longer_fits(step):
+                            outcome = RESIZE
+                        else:
+                            response = await self._http.send(step.request, stream=True)
+                            outcome = await aread_answer(response)
                     except httpx.RequestError as exc:
                         outcome = exc
                     step = flow.send(outcome)

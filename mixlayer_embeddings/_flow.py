@@ -10,7 +10,6 @@ or raises the error the call ends with. ``MixlayerClient`` drives flows with thr
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -35,10 +34,12 @@ from ._tokens import TokenEstimator
 from ._validation import Item
 
 __all__ = [
+    "RESIZE",
     "Answer",
     "Flow",
     "FlowContext",
     "Outcome",
+    "Resize",
     "Send",
     "Sleep",
     "batch_flow",
@@ -57,12 +58,25 @@ class Sleep:
     seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass
 class Send:
-    """A step of a batch flow: send this request, holding ``tokens`` of the window."""
+    """A step of a batch flow: send this request, holding ``tokens`` of the window. The
+    runner notes ``sent_at`` (on the client's clock) when the gates let it go."""
 
     request: httpx.Request
     tokens: int
+    #: The request's body size, and whether it may be split (more than one item).
+    size: int = 0
+    splittable: bool = False
+    sent_at: float | None = None
+
+
+class Resize:
+    """What a runner answers a ``Send`` whose turn came when it no longer fits the server
+    (the window shrank while it waited): not sent; the flow splits it."""
+
+
+RESIZE = Resize()
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,7 @@ class Answer:
 
 
 #: What the runner sends back into a flow: an answer, an error response, or the httpx error.
-Outcome = Answer | httpx.Response | httpx.RequestError | None
+Outcome = Answer | httpx.Response | httpx.RequestError | Resize | None
 Flow = Generator[Send | Sleep, Outcome, ParsedBatch]
 
 
@@ -209,10 +223,13 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
     while True:
         attempts += 1
         request = ctx.build_request(plan, batch)
-        started = time.perf_counter()
-        sent_at = ctx.clock.now()
-        outcome = yield Send(request, tokens)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        step = Send(request, tokens, sent.size, len(batch) > 1)
+        outcome = yield step
+        if isinstance(outcome, Resize):
+            raise _TooBig(0.0)
+        # Timed from when the gates let it go: waiting for our own window is not the server's.
+        sent_at = step.sent_at if step.sent_at is not None else ctx.clock.now()
+        elapsed_ms = (ctx.clock.now() - sent_at) * 1000
         ctx.counters.count(requests=1, retries=int(attempts > 1))
         # The request has been sent: blank the key so no exception or log can carry it.
         request.headers["Authorization"] = _REDACTED
@@ -249,6 +266,10 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
                 ctx.limit.on_throttle()
                 ctx.pacer.on_throttle(parse_retry_after(outcome.headers), sent_at)
                 logger.info("rate limited: concurrency now %d", ctx.limit.allowed)
+            elif status == 503:
+                # Overloaded: fewer requests and fewer tokens in flight, as after a 429.
+                ctx.limit.on_throttle()
+                ctx.capacity.on_overload()
             elif _refused_for_size(status, error, sent.size):
                 ctx.capacity.on_too_large(sent.size)
                 if len(batch) > 1:

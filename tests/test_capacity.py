@@ -85,11 +85,11 @@ def test_a_stream_is_cut_by_the_token_budget_too() -> None:
 # -- the capacity controller, from tables of samples --------------------------------------------
 
 
-def test_the_window_starts_at_two_requests_and_doubles_per_round_on_a_fast_server() -> None:
+def test_the_window_starts_at_one_request_and_doubles_per_round_on_a_fast_server() -> None:
     c = CapacityController(max_tokens_per_request=1000, max_concurrency=8, read_timeout=60)
-    assert (c.window, c.target) == (2000, 10.0)
+    assert (c.window, c.target) == (1000, 10.0)
     t = 0.0
-    for expected in (4000, 8000, 8000):  # a round completes the window; at most 8 requests
+    for expected in (2000, 4000, 8000, 8000):  # a round completes the window; at most 8 requests
         for _ in range(int(c.window) // 1000):
             t += 0.01
             c.on_success(1000, sent_at=t - 0.01, now=t)
@@ -120,15 +120,18 @@ def test_the_window_is_what_the_server_does_in_the_target_time(
         c.on_success(1000, sent_at=max(0.0, t - 8 * 1000 / rate), now=t)
     assert c.throughput == pytest.approx(rate, rel=0.01)
     assert c.window == pytest.approx(window, rel=0.01)
-    assert c.request_budget() == min(32_768, int(c.window))
+    assert c.request_budget() == max(1024, min(32_768, int(c.window) // 3))
     assert c.fits(c.request_budget(), size=10**9) and not c.fits(c.request_budget() + 1, size=1)
 
 
 def test_answers_slower_than_the_target_shrink_the_window_in_proportion() -> None:
     c = CapacityController(max_tokens_per_request=10_000, max_concurrency=8, read_timeout=40)
     c.window = 80_000
-    c.on_success(10_000, sent_at=0.0, now=20.0)  # 20 s for a 10 s target: halve
-    assert c.window == pytest.approx(min(40_000, c.throughput * c.target))
+    c.on_success(10_000, sent_at=0.0, now=15.0)  # 1.5x the target: the window's own queue
+    assert c.window == pytest.approx(min(90_000, c.throughput * c.target))
+    c.window = 80_000
+    c.on_success(10_000, sent_at=15.0, now=55.0)  # 4x the 10 s target: a quarter
+    assert c.window == pytest.approx(min(20_000, c.throughput * c.target))
 
 
 def test_a_timeout_halves_and_says_how_long_the_server_stays_busy() -> None:
@@ -152,6 +155,7 @@ def test_a_refusal_for_size_caps_every_later_request() -> None:
 
 def test_admission_counts_tokens_in_flight_but_always_lets_one_go() -> None:
     c = CapacityController(max_tokens_per_request=1000, max_concurrency=8, read_timeout=60)
+    c.window = 2000
     assert c.admits(50_000)  # nothing in flight: even a request over the window
     c.started(1500)
     assert c.admits(500) and not c.admits(501)

@@ -134,7 +134,9 @@ def test_resume_after_a_crash_at_each_stage(env, tmp_path, monkeypatch, stage, w
     monkeypatch.setattr(os, "replace", real_replace)
     time.sleep(0.3)  # the crashed run's requests still in flight land before we count
     committed = sum(p.rows for p in bulk.committed_parts(out))
-    assert committed in (30, 50)
+    # Parts of 10 rows, except around the poison row: larger than a request's token budget,
+    # it goes alone, and the batch before it closes early.
+    assert 30 <= committed <= 50
     items_before = env.state.items
     assert bulk.main(argv) == bulk.EXIT_REJECTS
     # No request for a row already written: the rerun sent only the rows after them (plus

@@ -24,6 +24,7 @@ from .._extras import require
 require("emulator", "starlette", "uvicorn", "numpy", feature="The Mixlayer emulator")
 
 # Imported after the check, so a missing extra says what to install.
+from ._accelerator import Accelerator  # noqa: E402
 from ._app import (  # noqa: E402
     CHAT_MODEL,
     CONTEXT_WINDOW,
@@ -72,6 +73,10 @@ class Emulator:
         rate_limit: float | None = None,
         context_window: int = CONTEXT_WINDOW,
         seed: int = 0,
+        tokens_per_second: float | None = None,
+        max_queue: int | None = None,
+        max_tokens_per_request: int | None = None,
+        max_body_bytes: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -82,6 +87,11 @@ class Emulator:
             rate_limit=rate_limit,
             context_window=context_window,
             seed=seed,
+            accelerator=Accelerator(tokens_per_second, max_queue=max_queue)
+            if tokens_per_second
+            else None,
+            max_tokens_per_request=max_tokens_per_request,
+            max_body_bytes=max_body_bytes,
         )
         self.model = EMBEDDING_MODEL
         self._server: Any = None

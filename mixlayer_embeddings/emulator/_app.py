@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._config import QWEN3_EMBEDDING_8B
 from .._exceptions import InvalidInputError, InvalidParameterError
 from .._validation import normalize_input, validate_options
+from ._accelerator import Accelerator, Overloaded
 from ._vectors import FULL_DIMENSIONS, count_tokens, embed_items, tokenize
 
 __all__ = ["CHAT_MODEL", "CONTEXT_WINDOW", "EMBEDDING_MODEL", "EmulatorState", "create_app"]
@@ -63,8 +64,16 @@ class EmulatorState:
     items: int = 0
     faults: int = 0
     rate_limited: int = 0
+    #: Requests refused for their size (413).
+    too_large: int = 0
     #: The JSON body of the last embeddings request (for tests of what a front end sends).
     last_body: dict[str, Any] | None = None
+    #: An inference server's limits (None: none): the accelerator the requests queue for,
+    #: the tokens one request may hold (413), and the body size a proxy in front lets through
+    #: (413, as nginx answers; its default is 1 MB).
+    accelerator: Accelerator | None = None
+    max_tokens_per_request: int | None = None
+    max_body_bytes: int | None = None
     #: The rate limiter's time: a test gives the emulator and the client one fake clock, so
     #: the bucket refills exactly as the client's waits say, whatever the machine's speed.
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
@@ -105,7 +114,7 @@ class EmulatorState:
     def reset(self) -> None:
         with self._lock:
             self.script.clear()
-            self.requests = self.items = self.faults = self.rate_limited = 0
+            self.requests = self.items = self.faults = self.rate_limited = self.too_large = 0
             self.last_body = None
             self.fault_rate = 0.0
             self.latency_ms = 0.0
@@ -120,6 +129,8 @@ class EmulatorState:
             "items": self.items,
             "faults": self.faults,
             "rate_limited": self.rate_limited,
+            "too_large": self.too_large,
+            **(self.accelerator.stats() if self.accelerator is not None else {}),
         }
 
 
@@ -338,6 +349,43 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
     return model, items, truncate
 
 
+#: What nginx answers a body over its client_max_body_size (its own page, not the envelope).
+_BODY_TOO_LARGE = Response(
+    "<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 "
+    "Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>",
+    status_code=413,
+    media_type="text/html",
+)
+
+
+async def _queue_for(accelerator: Accelerator, tokens: int, request: Request) -> Response | None:
+    """Wait for the accelerator to work through the request; a refusal if it is overloaded.
+
+    The work is booked at once and stays booked: a client that gives up does not take it back.
+    """
+    try:
+        wait = accelerator.book(tokens)
+    except Overloaded as busy:
+        seconds = max(1, int(busy.retry_after + 0.999))
+        return _error(
+            503,
+            "the server is overloaded; try again later",
+            "overloaded",
+            "server_error",
+            headers={"retry-after": str(seconds)},
+        )
+    try:
+        await asyncio.sleep(wait)
+    except asyncio.CancelledError:
+        accelerator.finish(tokens, read=False)
+        raise
+    gone = await request.is_disconnected()
+    accelerator.finish(tokens, read=not gone)
+    if gone:
+        request.scope["mixlayer.note"] = "client gave up; the work was done anyway"
+    return None
+
+
 def encode_data(
     items: list[Any], dimensions: int, input_type: str | None, normalize: bool, as_base64: bool
 ) -> tuple[bytes, int]:
@@ -369,7 +417,11 @@ def create_app(
 
     async def embeddings(request: Request) -> Response:
         try:
-            body = _parse_body(await request.body())
+            raw = await request.body()
+            if state.max_body_bytes is not None and len(raw) > state.max_body_bytes:
+                state.too_large += 1
+                return _BODY_TOO_LARGE
+            body = _parse_body(raw)
             state.last_body = body if isinstance(body, dict) else None
             model, items, _ = _check_request(body, state)
         except _Refusal as refusal:
@@ -378,6 +430,20 @@ def create_app(
             request.scope["mixlayer.note"] = "client disconnected"
             return Response(status_code=499)
         request.scope["mixlayer.items"] = len(items)
+        if state.max_tokens_per_request is not None or state.accelerator is not None:
+            tokens = sum(count_tokens(item) for item in items)
+            if state.max_tokens_per_request is not None and tokens > state.max_tokens_per_request:
+                state.too_large += 1
+                return _error(
+                    413,
+                    f"request too large: {tokens} tokens, at most "
+                    f"{state.max_tokens_per_request} in one request",
+                    "request_too_large",
+                )
+            if state.accelerator is not None:
+                refused = await _queue_for(state.accelerator, tokens, request)
+                if refused is not None:
+                    return refused
         loop = asyncio.get_running_loop()
         data, tokens = await loop.run_in_executor(
             executor,

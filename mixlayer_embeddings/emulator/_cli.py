@@ -76,6 +76,34 @@ def _parser() -> argparse.ArgumentParser:
         help="processes computing vectors, so concurrent requests run in parallel (0: one thread)",
     )
     parser.add_argument(
+        "--tokens-per-second",
+        type=_positive,
+        default=None,
+        help="an inference server: one accelerator working through this many tokens per "
+        "second, first come first served, finishing work its client gave up on "
+        "(about 30000 is one H100)",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=None,
+        help="with --tokens-per-second: requests waiting or running beyond which it answers "
+        "503 with Retry-After",
+    )
+    parser.add_argument(
+        "--max-tokens-per-request",
+        type=int,
+        default=None,
+        help="tokens one request may hold; beyond, 413 request_too_large",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        help="request body size a proxy in front lets through (nginx's default is 1048576); "
+        "beyond, 413",
+    )
+    parser.add_argument(
         "--access-log",
         action="store_true",
         help="print one line per request: status, items, milliseconds",
@@ -96,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Bind first: announce only an address that is really ours.
     from . import listening_socket
+    from ._accelerator import Accelerator
     from ._app import EMBEDDING_MODEL, EmulatorState, create_app
 
     sock = listening_socket(args.host)
@@ -124,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit=args.rate_limit,
         context_window=args.context_window,
         seed=args.seed,
+        accelerator=Accelerator(args.tokens_per_second, max_queue=args.max_queue)
+        if args.tokens_per_second
+        else None,
+        max_tokens_per_request=args.max_tokens_per_request,
+        max_body_bytes=args.max_body_bytes,
     )
     if args.access_log:
         handler = logging.StreamHandler(sys.stderr)
