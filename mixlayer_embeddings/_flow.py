@@ -29,7 +29,7 @@ from ._exceptions import (
 )
 from ._pacing import Pacer
 from ._response import ParsedBatch, parse_embedding_response
-from ._retry import RetryState, decide, parse_retry_after
+from ._retry import RetryState, decide, parse_retry_after, retry_after_is_rounded
 from ._tokens import TokenEstimator
 from ._validation import Item
 
@@ -264,7 +264,11 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
             if status == 429:
                 ctx.counters.count(rate_limited=1)
                 ctx.limit.on_throttle()
-                ctx.pacer.on_throttle(parse_retry_after(outcome.headers), sent_at)
+                ctx.pacer.on_throttle(
+                    parse_retry_after(outcome.headers),
+                    sent_at,
+                    retry_after_is_rounded(outcome.headers),
+                )
                 logger.info("rate limited: concurrency now %d", ctx.limit.allowed)
             elif status == 503:
                 # Overloaded: fewer requests and fewer tokens in flight, as after a 429.

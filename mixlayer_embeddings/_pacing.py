@@ -7,11 +7,12 @@ Until the service first answers 429 there is no pacing at all. The first 429 set
 what actually succeeded over the last ``WINDOW`` seconds (a floor: the limit let at least that
 through), and holds every start until its ``Retry-After``. From then on, starts are spaced
 ``1 / rate`` apart: after a pause the held requests resume one by one instead of all at once
-(no thundering herd). Each success raises the rate by ``FAST_PROBE`` of itself until the next
-429 (the first estimate tends low: answers still in flight are not counted), then by ``PROBE``;
-each further 429 for
-a request sent after the last change takes it down by ``BACKOFF`` (a 429 for a request sent
-before it says nothing new). The rate settles just under the limit and follows it.
+(no thundering herd). A Retry-After in whole seconds (a gateway's rounding up) holds the starts
+for one spacing only, not the whole rounded second. Each success raises the rate by
+``FAST_PROBE`` of itself until the next 429 (the first estimate tends low: answers still in
+flight are not counted), then by ``PROBE``; each further 429 for a request sent after the
+last change takes it down by ``BACKOFF`` (a 429 for a request sent before it says nothing new).
+The rate settles just under the limit and follows it.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ class Pacer(Protocol):
 
     def on_success(self) -> None: ...
 
-    def on_throttle(self, retry_after: float | None, sent_at: float) -> None:
-        """A 429 for a request sent at ``sent_at`` (``time.monotonic()``)."""
+    def on_throttle(self, retry_after: float | None, sent_at: float, rounded: bool = False) -> None:
+        """A 429 for a request sent at ``sent_at`` (the client's clock); ``rounded``: the
+        Retry-After was whole seconds, rounded up by a gateway."""
         ...
 
 
@@ -84,7 +86,11 @@ class RatePacer:
                 self.rate *= 1.0 + self._probe
 
     def on_throttle(
-        self, retry_after: float | None, sent_at: float, now: float | None = None
+        self,
+        retry_after: float | None,
+        sent_at: float,
+        rounded: bool = False,
+        now: float | None = None,
     ) -> None:
         with self._lock:
             now = self._now() if now is None else now
@@ -107,7 +113,12 @@ class RatePacer:
                 self._probe = PROBE
                 self._changed = now
             # else: an answer to a request sent before the last change; it says nothing new.
-            hold = now + (retry_after if retry_after is not None else 1.0 / self.rate)
+            wait = retry_after if retry_after is not None else 1.0 / self.rate
+            if rounded:
+                # "1" from a gateway can mean 0.1 s: holding every start for the whole second
+                # would leave the limit unused. Once paced, the spacing is the wait.
+                wait = min(wait, 1.0 / self.rate)
+            hold = now + wait
             self._next_start = max(self._next_start, hold)
 
     def __repr__(self) -> str:

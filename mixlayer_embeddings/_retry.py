@@ -30,6 +30,7 @@ __all__ = [
     "decide",
     "paced_delay",
     "parse_retry_after",
+    "retry_after_is_rounded",
     "retry_delay",
     "should_retry",
 ]
@@ -79,6 +80,15 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     if seconds != seconds or seconds < 0:
         return None
     return seconds
+
+
+def retry_after_is_rounded(headers: Mapping[str, str]) -> bool:
+    """Retry-After in whole seconds and nothing finer: a gateway's rounding up, so the real
+    wait may be anything down to a second less."""
+    if headers.get("retry-after-ms") is not None:
+        return False
+    raw = headers.get("retry-after", "").strip()
+    return raw.isdigit()
 
 
 def backoff_delay(retries_done: int, jitter: float) -> float:

@@ -109,9 +109,11 @@ class SharedRateBudget:
     def on_success(self) -> None:
         self._pacer.on_success()
 
-    def on_throttle(self, retry_after: float | None, sent_at_age: float) -> None:
+    def on_throttle(
+        self, retry_after: float | None, sent_at_age: float, rounded: bool = False
+    ) -> None:
         # Clocks differ between machines: the caller sends how long ago it sent the request.
-        self._pacer.on_throttle(retry_after, sent_at=self._clock() - sent_at_age)
+        self._pacer.on_throttle(retry_after, self._clock() - sent_at_age, rounded)
 
     def rate(self) -> float | None:
         return self._pacer.rate
@@ -134,8 +136,8 @@ class _RemotePacer:
     def on_success(self) -> None:
         self._budget.on_success.remote()
 
-    def on_throttle(self, retry_after: float | None, sent_at: float) -> None:
-        self._budget.on_throttle.remote(retry_after, time.monotonic() - sent_at)
+    def on_throttle(self, retry_after: float | None, sent_at: float, rounded: bool = False) -> None:
+        self._budget.on_throttle.remote(retry_after, time.monotonic() - sent_at, rounded)
 
 
 class MixlayerEmbedder:

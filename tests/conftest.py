@@ -162,9 +162,10 @@ def wire() -> Wire:
 # -- cassettes (vcrpy through pytest-recording) ---------------------------------------------
 
 CASSETTE_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "cassettes"
-#: Recorded URIs are rewritten to the service's own origin, so a cassette recorded from the
-#: emulator on any port (or from the real service) replays the same way.
-CANONICAL_ORIGIN = "https://models.mixlayer.ai"
+#: Where a recording came from, written in every recorded URI: the real service keeps its own
+#: origin; a recording from a local emulator (any loopback port) says so with this one.
+EMULATOR_ORIGIN = "http://mixlayer-emulator.invalid"
+SERVICE_HOST = "models.mixlayer.ai"
 _KEY_HEADERS = (
     "authorization",
     "x-api-key",
@@ -177,11 +178,14 @@ _KEY_HEADERS = (
 
 
 def _canonical_request(request):
+    """Key headers removed; a loopback origin (an emulator, on whatever port) labelled as the
+    emulator. The real service's origin stays as it is: a cassette says where it came from."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(request.uri)
-    canon = urlsplit(CANONICAL_ORIGIN)
-    request.uri = urlunsplit((canon.scheme, canon.netloc, parts.path, parts.query, ""))
+    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        label = urlsplit(EMULATOR_ORIGIN)
+        request.uri = urlunsplit((label.scheme, label.netloc, parts.path, parts.query, ""))
     for name in list(request.headers):
         if name.lower() in _KEY_HEADERS:
             del request.headers[name]
@@ -210,7 +214,8 @@ def vcr_config() -> dict[str, Any]:
         "filter_headers": [(h, None) for h in _KEY_HEADERS],
         "before_record_request": _canonical_request,
         "before_record_response": _scrub_response,
-        "match_on": ["method", "uri", "json_body"],
+        # Not the origin: a recording replays whichever server the test would have called.
+        "match_on": ["method", "path", "json_body"],
         "decode_compressed_response": True,
     }
 
@@ -240,7 +245,7 @@ def cassette_target(request: pytest.FixtureRequest):
         return
     if os.environ.get("MIXLAYER_API_KEY"):
         yield {
-            "base_url": os.environ.get("MIXLAYER_BASE_URL", CANONICAL_ORIGIN + "/v1"),
+            "base_url": os.environ.get("MIXLAYER_BASE_URL", f"https://{SERVICE_HOST}/v1"),
             "api_key": os.environ["MIXLAYER_API_KEY"],
             "model": os.environ.get("MIXLAYER_EMBEDDING_MODEL", MODEL),
         }

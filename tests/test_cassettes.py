@@ -52,3 +52,16 @@ def test_no_cassette_holds_a_credential() -> None:
         text = path.read_text()
         assert not _CREDENTIAL.search(text), f"{path.name} holds a credential"
         assert "authorization" not in text.lower(), path.name
+
+
+def test_every_cassette_says_where_it_was_recorded() -> None:
+    from conftest import EMULATOR_ORIGIN, SERVICE_HOST
+
+    origins = set()
+    for path in sorted(CASSETTE_DIR.rglob("*.yaml")):
+        for uri in re.findall(r"^\s+uri: (\S+)", path.read_text(), re.MULTILINE):
+            origin = uri.split("/v1/")[0]
+            assert origin in (EMULATOR_ORIGIN, f"https://{SERVICE_HOST}"), (path.name, uri)
+            origins.add(origin)
+    # Today every recording is the emulator's; one from the service would say so too.
+    assert origins == {EMULATOR_ORIGIN}

@@ -38,6 +38,22 @@ def test_rate_from_events(events, rate) -> None:
     assert pacer.rate == (pytest.approx(rate) if rate is not None else None)
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "rounded", "next_start"),
+    [
+        (0.08, False, 10.08),  # exact: as told
+        (1.0, True, 10 + 1 / 9),  # "1" from a gateway, paced at 9/s: one spacing, not a second
+        (1.0, False, 11.0),  # a real second (it said retry-after-ms: 1000)
+        (None, False, 10 + 1 / 9),  # nothing said: one spacing
+    ],
+)
+def test_a_rounded_retry_after_holds_for_one_spacing(retry_after, rounded, next_start) -> None:
+    pacer = RatePacer(rate=10.0)
+    pacer.on_throttle(retry_after, sent_at=9.0, rounded=rounded, now=10.0)
+    assert pacer.rate == pytest.approx(9.0)  # a 429 while paced: BACKOFF
+    assert 10.0 + pacer.reserve(now=10.0) == pytest.approx(next_start)
+
+
 def test_a_given_rate_spaces_starts_from_the_first() -> None:
     pacer = RatePacer(rate=4.0)
     assert [pacer.reserve(now=0.0) for _ in range(4)] == [0.0, 0.25, 0.5, 0.75]
@@ -68,6 +84,5 @@ async def test_against_the_emulator_rate_limit_few_429s_and_near_the_limit(
     # The bucket starts full (25), then 75 more at 25/s: ideally 3.0 s.
     assert limited <= 0.1 * (100 + limited), limited
     # Fake time does not depend on how busy the machine is, only on which answers come first:
-    # mostly 3.1-3.3 s; 3.5-3.8 s when the first 429 comes before two successes (the first
-    # estimate is then 1 / Retry-After).
-    assert 3.0 * 0.95 <= wall <= 3.0 / 0.75, wall
+    # 3.0-3.2 s in 19 of 20 runs; up to 4.1 s when the first 429 comes before two successes.
+    assert 3.0 * 0.95 <= wall <= 3.0 / 0.7, wall

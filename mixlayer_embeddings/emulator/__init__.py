@@ -71,6 +71,7 @@ class Emulator:
         latency_ms: float = 0.0,
         fault_rate: float = 0.0,
         rate_limit: float | None = None,
+        retry_after: str = "exact",
         context_window: int = CONTEXT_WINDOW,
         seed: int = 0,
         tokens_per_second: float | None = None,
@@ -85,6 +86,7 @@ class Emulator:
             latency_ms=latency_ms,
             fault_rate=fault_rate,
             rate_limit=rate_limit,
+            retry_after=retry_after,
             context_window=context_window,
             seed=seed,
             accelerator=Accelerator(tokens_per_second, max_queue=max_queue)

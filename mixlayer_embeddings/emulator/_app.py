@@ -13,6 +13,7 @@ import concurrent.futures
 import hmac
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -28,9 +29,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._config import QWEN3_EMBEDDING_8B
-from .._exceptions import InvalidInputError, InvalidParameterError
-from .._validation import normalize_input, validate_options
 from ._accelerator import Accelerator, Overloaded
+from ._checks import RequestRefused, read_input, read_options
 from ._vectors import FULL_DIMENSIONS, count_tokens, embed_items, tokenize
 
 __all__ = ["CHAT_MODEL", "CONTEXT_WINDOW", "EMBEDDING_MODEL", "EmulatorState", "create_app"]
@@ -40,13 +40,6 @@ EMBEDDING_MODEL = QWEN3_EMBEDDING_8B.model_id
 CHAT_MODEL = "qwen/qwen3.5-9b"
 #: Qwen3 Embedding 8B's context window, in tokens.
 CONTEXT_WINDOW = QWEN3_EMBEDDING_8B.context_window
-
-_PARAM_CODES = {
-    "dimensions": "invalid_dimensions",
-    "encoding_format": "invalid_encoding_format",
-    "input": "invalid_input",
-    "input_type": "invalid_input_type",
-}
 
 
 @dataclass
@@ -64,6 +57,10 @@ class EmulatorState:
     items: int = 0
     faults: int = 0
     rate_limited: int = 0
+    #: How a 429 says when to come back: "exact" (Retry-After in fractional seconds and
+    #: retry-after-ms), "seconds" (Retry-After rounded up to whole seconds, as gateways send
+    #: it) or "none".
+    retry_after: str = "exact"
     #: Requests refused for their size (413).
     too_large: int = 0
     #: The JSON body of the last embeddings request (for tests of what a front end sends).
@@ -171,6 +168,14 @@ def _bad_request(message: str, code: str = "invalid_request") -> _Refusal:
     return _Refusal(_error(400, message, code))
 
 
+def _retry_after_headers(wait: float, style: str) -> dict[str, str]:
+    if style == "none":
+        return {}
+    if style == "seconds":
+        return {"retry-after": str(max(1, math.ceil(wait)))}
+    return {"retry-after": f"{wait:.3f}", "retry-after-ms": str(max(1, round(wait * 1000)))}
+
+
 class _GateMiddleware:
     """Auth, per-key rate limit, latency and scripted faults, ahead of every route."""
 
@@ -207,10 +212,7 @@ class _GateMiddleware:
                 "rate limit exceeded for this API key",
                 "rate_limited",
                 "rate_limit_error",
-                headers={
-                    "retry-after": f"{wait:.3f}",
-                    "retry-after-ms": str(max(1, round(wait * 1000))),
-                },
+                headers=_retry_after_headers(wait, self.state.retry_after),
             )(scope, receive, send)
             return
         fault = self.state.next_fault()
@@ -309,43 +311,21 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
                 "model_not_found",
             )
         )
-    spec = QWEN3_EMBEDDING_8B
-    if "input" not in body or body["input"] is None:
-        raise _bad_request("input is required", "invalid_input")
-    dimensions = body.get("dimensions")
     try:
-        validate_options(
-            spec=spec,
-            input_type=body.get("input_type"),
-            dimensions=dimensions,
-            encoding_format=body.get("encoding_format"),
-            normalize=body.get("normalize"),
-            truncate=body.get("truncate"),
-        )
-        normalized = normalize_input(body["input"])
-    except InvalidParameterError as exc:
-        raise _bad_request(str(exc), _PARAM_CODES.get(exc.param, "invalid_request")) from exc
-    except InvalidInputError as exc:
-        raise _bad_request(str(exc), "invalid_input") from exc
-    items = normalized.items
-    if not items:
-        raise _bad_request("input must not be empty", "invalid_input")
-    if len(items) > QWEN3_EMBEDDING_8B.max_batch_size:
-        raise _bad_request(
-            f"input arrays must contain 1-{QWEN3_EMBEDDING_8B.max_batch_size} items, "
-            f"got {len(items)}",
-            "invalid_input",
-        )
+        read_options(body)
+        kind, items = read_input(body.get("input"))
+    except RequestRefused as refused:
+        raise _bad_request(refused.message, refused.code) from refused
     truncate = body.get("truncate") is True
     too_long = [i for i, item in enumerate(items) if count_tokens(item) > state.context_window]
-    if too_long and (normalized.kind == "tokens" or not truncate):
+    if too_long and (kind == "tokens" or not truncate):
         raise _bad_request(
-            f"input {'token arrays' if normalized.kind == 'tokens' else 'texts'} longer than the "
+            f"input {'token arrays' if kind == 'tokens' else 'texts'} longer than the "
             f"model context window ({state.context_window} tokens)",
             "invalid_input",
         )
     for i in too_long:  # only texts get here, and only with truncate=true
-        items[i] = " ".join(tokenize(items[i])[: state.context_window])  # type: ignore[arg-type]
+        items[i] = " ".join(tokenize(items[i])[: state.context_window])
     return model, items, truncate
 
 

@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
         help="requests per second per key; beyond it, 429 with Retry-After",
     )
     parser.add_argument(
+        "--retry-after",
+        choices=("exact", "seconds", "none"),
+        default="exact",
+        help="how a 429 says when to come back: exact (also retry-after-ms), seconds (rounded "
+        "up, as gateways send it) or none",
+    )
+    parser.add_argument(
         "--context-window", type=int, default=CONTEXT_WINDOW, help="tokens per input"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random fault choice")
@@ -151,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         fault_rate=args.fault_rate,
         rate_limit=args.rate_limit,
+        retry_after=args.retry_after,
         context_window=args.context_window,
         seed=args.seed,
         accelerator=Accelerator(args.tokens_per_second, max_queue=args.max_queue)
