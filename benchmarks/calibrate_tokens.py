@@ -2,7 +2,7 @@
 
     pip download --no-deps dashscope            # its wheel carries Qwen's BPE vocabulary
     unzip -j dashscope-*.whl dashscope/resources/qwen.tiktoken -d /tmp/qwen
-    python benchmarks/calibrate_tokens.py --vocab /tmp/qwen/qwen.tiktoken
+    python benchmarks/calibrate_tokens.py --vocab /tmp/qwen/qwen.tiktoken --save
 
 Qwen3 Embedding 8B uses the Qwen2/Qwen3 tokenizer: a byte-level BPE of 151,643 tokens with the
 split pattern below, the same vocabulary dashscope ships as ``qwen.tiktoken``. The samples are
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import statistics
+import sys
 from pathlib import Path
 
 PAT_STR = (
@@ -96,7 +96,9 @@ def load_encoding(vocab: Path):  # type: ignore[no-untyped-def]
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vocab", type=Path, required=True, help="qwen.tiktoken")
-    parser.add_argument("--json", type=Path, help="write the measurements here")
+    parser.add_argument(
+        "--save", action="store_true", help="keep them in benchmarks/results/tokens.json"
+    )
     args = parser.parse_args()
     encoding = load_encoding(args.vocab)
     rows = []
@@ -110,8 +112,11 @@ def main() -> int:
         print(f"| {row['sample']} | {row['bytes']} | {row['tokens']} | {row['ratio']:.2f} |")
     ratios = [row["ratio"] for row in rows]
     print(f"\nmin {min(ratios):.2f}, median {statistics.median(ratios):.2f}, max {max(ratios):.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    if args.save:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _report import save
+
+        save("tokens", {"rows": rows})
     return 0
 
 

@@ -28,13 +28,12 @@ from pydantic import field_validator, model_validator
 from ._client import AsyncMixlayerClient, MixlayerClient, ProgressCallback
 from ._config import ClientConfig, Secret, to_timeout
 from ._exceptions import InvalidParameterError
-from ._options import EmbedOptions, check_extra_body
+from ._options import CALL_OPTION_NAMES, EmbedOptions
 from ._validation import (
     check_client_options,
     check_default_headers,
     check_text,
     check_texts,
-    validate_options,
 )
 
 __all__ = [
@@ -51,15 +50,9 @@ __all__ = [
 
 #: The client settings an adapter exposes as fields (a shared pacer and a clock are the core's).
 _CLIENT_FIELDS = tuple(f.name for f in fields(ClientConfig) if f.name not in ("pacer", "clock"))
-#: The per-call options an adapter exposes as fields, in the core's spelling.
-_OPTION_FIELDS = (
-    "dimensions",
-    "normalize",
-    "truncate",
-    "query_input_type",
-    "document_input_type",
-    "extra_body",
-)
+#: The per-call options an adapter exposes as fields, in the core's spelling: every option but
+#: input_type, which it has twice, one for queries and one for documents.
+_OPTION_FIELDS = (*CALL_OPTION_NAMES, "query_input_type", "document_input_type")
 #: The adapter's own http clients, in the core's spelling.
 _HTTP_FIELDS = ("http_client", "async_http_client")
 #: Every core name an adapter maps a field to (its rename table may respell any of them).
@@ -102,12 +95,10 @@ class AdapterSettings:
     """An adapter's fields, in the core's spelling (each adapter maps its own names here)."""
 
     client: ClientSettings
-    dimensions: int | None = None
-    normalize: bool | None = None
-    truncate: bool | None = None
+    #: Every per-call option but ``input_type``, by its core name.
+    options: Mapping[str, Any] = field(default_factory=dict)
     query_input_type: str | None = "query"
     document_input_type: str | None = "document"
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
     #: The adapter's names for the core's, where they differ (its rename table).
     renames: Mapping[str, str] = field(default_factory=dict)
 
@@ -124,7 +115,9 @@ class AdapterSettings:
                 ClientConfig(**{name: get(name) for name in _CLIENT_FIELDS}),
                 *(get(name) for name in _HTTP_FIELDS),
             ),
-            **{name: get(name) for name in _OPTION_FIELDS},
+            options={name: get(name) for name in CALL_OPTION_NAMES},
+            query_input_type=get("query_input_type"),
+            document_input_type=get("document_input_type"),
             renames=renames,
         )
 
@@ -158,29 +151,14 @@ class AdapterSettings:
             )
         to_timeout(c.timeout)
         check_default_headers(c.default_headers)
-        check_extra_body(self.extra_body, param=self._name("extra_body"))
-        for param, input_type in (
-            ("query_input_type", self.query_input_type),
-            ("document_input_type", self.document_input_type),
-        ):
-            validate_options(
-                spec=resolved.spec,
-                input_type=input_type,
-                dimensions=self.dimensions,
-                encoding_format=None,
-                normalize=self.normalize,
-                truncate=self.truncate,
-                input_type_param=self._name(param),
+        for param in ("query_input_type", "document_input_type"):
+            self.options_for(getattr(self, param)).validate(
+                resolved.spec,
+                {"input_type": self._name(param), "extra_body": self._name("extra_body")},
             )
 
-    def options(self, input_type: str | None) -> EmbedOptions:
-        return EmbedOptions(
-            input_type=input_type,
-            dimensions=self.dimensions,
-            normalize=self.normalize,
-            truncate=self.truncate,
-            extra_body=self.extra_body,
-        )
+    def options_for(self, input_type: str | None) -> EmbedOptions:
+        return EmbedOptions(input_type=input_type, **self.options)
 
 
 @contextlib.contextmanager
@@ -248,13 +226,13 @@ class AdapterCore:
         client = self.sync_client(s.client)
         with progress_bar(len(checked), show_progress) as on_progress:
             return client.embed_with_options(
-                checked, s.options(s.document_input_type), on_progress=on_progress
+                checked, s.options_for(s.document_input_type), on_progress=on_progress
             ).embeddings
 
     def embed_query(self, s: AdapterSettings, text: str) -> list[float]:
         client = self.sync_client(s.client)
         return client.embed_with_options(
-            check_text(text), s.options(s.query_input_type)
+            check_text(text), s.options_for(s.query_input_type)
         ).embeddings[0]
 
     async def aembed_documents(
@@ -266,13 +244,15 @@ class AdapterCore:
         client = self.async_client(s.client)
         with progress_bar(len(checked), show_progress) as on_progress:
             response = await client.embed_with_options(
-                checked, s.options(s.document_input_type), on_progress=on_progress
+                checked, s.options_for(s.document_input_type), on_progress=on_progress
             )
         return response.embeddings
 
     async def aembed_query(self, s: AdapterSettings, text: str) -> list[float]:
         client = self.async_client(s.client)
-        response = await client.embed_with_options(check_text(text), s.options(s.query_input_type))
+        response = await client.embed_with_options(
+            check_text(text), s.options_for(s.query_input_type)
+        )
         return response.embeddings[0]
 
     # -- lifecycle -----------------------------------------------------------------------------

@@ -65,6 +65,7 @@ from ._config import (
     to_timeout,
 )
 from ._extras import require
+from ._options import CALL_OPTION_NAMES
 
 __all__ = [
     "EXIT_FAILED",
@@ -187,26 +188,20 @@ def _settings(args: argparse.Namespace, model: str) -> dict[str, Any]:
         "id_field": args.id_field,
         "format": args.format,
     }
-    for name in ("normalize", "truncate"):
-        if getattr(args, name) is not None:
-            settings[name] = getattr(args, name)
+    settings.update({k: v for k, v in call_options(args).items() if v is not None})
     return settings
 
 
+def call_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The per-call options that have a flag (named for the option), besides input_type."""
+    return {name: getattr(args, name) for name in CALL_OPTION_NAMES if hasattr(args, name)}
+
+
 def client_config(args: argparse.Namespace) -> ClientConfig:
-    """The flags, as the core's one settings object (the flags are the core's names)."""
-    return ClientConfig(
-        model=args.model,
-        base_url=args.base_url,
-        batch_size=args.batch_size,
-        max_concurrency=args.max_concurrency,
-        max_retries=args.max_retries,
-        max_tokens_per_request=args.max_tokens_per_request,
-        timeout=to_timeout(args.timeout),
-        rate=args.rate,
-        proxy=args.proxy,
-        allow_insecure_http=args.allow_insecure_http,
-    )
+    """The flags, as the core's one settings object: a flag is named for its setting
+    (``--max-retries`` is ``max_retries``), so a new setting is one ``add_argument``."""
+    given = {f.name: getattr(args, f.name) for f in fields(ClientConfig) if hasattr(args, f.name)}
+    return ClientConfig(**{**given, "timeout": to_timeout(args.timeout)})
 
 
 def _prepare(args: argparse.Namespace, model: str) -> int:
@@ -321,9 +316,7 @@ def run(args: argparse.Namespace) -> int:
             stream = client.iter_embed(
                 texts(),
                 input_type=input_type,
-                dimensions=args.dimensions,
-                normalize=args.normalize,
-                truncate=args.truncate,
+                **call_options(args),
                 as_array=True,
                 skip_rejected=not args.fail_fast,
             )

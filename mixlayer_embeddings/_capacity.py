@@ -159,6 +159,11 @@ class CapacityController:
             cap = max(1, (size + 1) // 2)  # both halves of the refused request fit
             self.size_cap = cap if self.size_cap is None else min(self.size_cap, cap)
 
+    def after_fork(self) -> None:
+        """In a forked child: nothing is in flight, and no lock may be left held."""
+        self._lock = threading.Lock()
+        self.in_flight = 0
+
     def __repr__(self) -> str:
         rate = "unmeasured" if self.throughput is None else f"{self.throughput:.0f} tokens/s"
         return f"CapacityController(window={self.window:.0f} tokens, {rate})"

@@ -49,6 +49,7 @@ from ._config import (
 )
 from ._exceptions import InvalidParameterError
 from ._flow import RESIZE, Flow, FlowContext, Outcome, Send, Sleep, batch_flow
+from ._fork import register_for_fork
 from ._loop_pool import LoopBinding
 from ._models import EmbeddingResponse
 from ._options import EmbedOptions, OptionKwargs
@@ -143,6 +144,7 @@ class _BaseClient(Generic[HttpClientT]):
             max_concurrency=config.max_concurrency,
             read_timeout=read_timeout,
         )
+        register_for_fork(self)
         self._flow_context = FlowContext(
             build_request=self._build_request,
             max_retries=self.max_retries,
@@ -229,6 +231,13 @@ class _BaseClient(Generic[HttpClientT]):
             timeout=httpx.USE_CLIENT_DEFAULT if self._timeout is None else self._timeout,
         )
 
+    def _after_fork(self) -> None:
+        """In a forked child, before anything is sent: locks no parent's thread holds."""
+        for shared in (self.counters, self._capacity, self._estimator, self._pacer):
+            after_fork = getattr(shared, "after_fork", None)  # a user's Pacer may have none
+            if after_fork is not None:
+                after_fork()
+
     def _stream_sizing(self) -> tuple[int, Callable[[Any], int]]:
         """A stream's batches: at most the request budget of estimated tokens."""
         return self._capacity.request_budget(), self._estimator.estimate
@@ -264,6 +273,13 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             weakref.finalize(self, self._http.close)
         # Per client, so calls from several threads share max_concurrency.
         self._gate = ThreadGate(self._limit, self._pacer, self._clock, self._capacity)
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._gate = ThreadGate(self._limit, self._pacer, self._clock, self._capacity)
+        if self._owns_http:
+            # The parent's pool is dropped, not closed: its sockets are still the parent's.
+            self._http = httpx.Client(**self._own_http_kwargs())
 
     def embed(
         self,
@@ -432,6 +448,10 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
     @property
     def _http(self) -> httpx.AsyncClient:  # type: ignore[override]
         return self._binding.http
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._binding.after_fork()
 
     def bound_to_running_loop(self) -> bool:
         """True when the client is unused or last used on the running loop (``aclose()`` then

@@ -38,6 +38,9 @@ class Counters:
             self.rate_limited += rate_limited
             self.timeouts += timeouts
 
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return (
             f"Counters(requests={self.requests}, retries={self.retries}, "

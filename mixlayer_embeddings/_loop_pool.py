@@ -152,6 +152,15 @@ class LoopBinding(Generic[GateT]):
         """Give the owned pool up (safe from any thread, and from a finalizer)."""
         self._slot.release()
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh pool and gate on whatever loop comes next; the parent's
+        pool and its sockets are dropped, never closed (they are still the parent's)."""
+        if self.owned:
+            self.http = httpx.AsyncClient(**self._http_kwargs)
+        self._slot = PoolSlot()
+        self._loop = None
+        self.gate = self._new_gate()
+
 
 #: The pools open on each live event loop.
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[LoopPool]] = (

@@ -1,14 +1,15 @@
 """Per-call options: one frozen value, validated against the model, turned into a body once.
 
 Adding an option means a field of ``EmbedOptions`` (with its check in ``validate`` and its name
-in ``body``), a line of ``OptionKwargs``, and, for the adapters, a field of ``AdapterSettings``
-and of each adapter. Every client method takes them as ``**options`` (typed by ``Unpack``).
+in ``_BODY_FIELDS``) and a line of ``OptionKwargs``; then a field of each adapter (the adapters
+and Ray read every ``EmbedOptions`` field by name) and a flag of ``mixlayer-embed``. Every
+client method takes them as ``**options`` (typed by ``Unpack``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
 
 from ._config import ModelSpec
@@ -18,7 +19,13 @@ from ._validation import validate_options
 #: EmbedOptions fields sent as request fields of the same name, when set.
 _BODY_FIELDS = ("input_type", "dimensions", "normalize", "truncate")
 
-__all__ = ["RESERVED_BODY_KEYS", "EmbedOptions", "OptionKwargs", "check_extra_body"]
+__all__ = [
+    "CALL_OPTION_NAMES",
+    "RESERVED_BODY_KEYS",
+    "EmbedOptions",
+    "OptionKwargs",
+    "check_extra_body",
+]
 
 #: Request fields an ``extra_body`` may not set: they belong to the call or to a named option,
 #: and letting a dict override them would silently change what is embedded, or how.
@@ -76,8 +83,15 @@ class EmbedOptions:
     #: Further request fields (an option the service has and this package does not name yet).
     extra_body: Mapping[str, Any] = field(default_factory=dict)
 
-    def validate(self, spec: ModelSpec | None) -> EmbedOptions:
-        """Refuse what the service would refuse, with the model's own limits when known."""
+    def validate(
+        self, spec: ModelSpec | None, names: Mapping[str, str] | None = None
+    ) -> EmbedOptions:
+        """Refuse what the service would refuse, with the model's own limits when known.
+
+        ``names``: a front end's spelling of ``input_type`` and ``extra_body``, so the error
+        names the argument its user passed.
+        """
+        names = names or {}
         validate_options(
             spec=spec,
             input_type=self.input_type,
@@ -85,8 +99,9 @@ class EmbedOptions:
             encoding_format=self.encoding_format,
             normalize=self.normalize,
             truncate=self.truncate,
+            input_type_param=names.get("input_type", "input_type"),
         )
-        check_extra_body(self.extra_body)
+        check_extra_body(self.extra_body, param=names.get("extra_body", "extra_body"))
         return self
 
     def body(self, model: str) -> dict[str, Any]:
@@ -99,3 +114,10 @@ class EmbedOptions:
             if value is not None:
                 body[name] = value
         return body
+
+
+#: The options a front end passes through by name (``input_type`` is chosen per method by the
+#: adapters; ``encoding_format`` is the core's own).
+CALL_OPTION_NAMES = tuple(
+    f.name for f in fields(EmbedOptions) if f.name not in ("input_type", "encoding_format")
+)

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from typing import Protocol
 
-__all__ = ["BACKOFF", "FAST_PROBE", "PROBE", "WINDOW", "Pacer", "RatePacer"]
+__all__ = ["BACKOFF", "FAST_PROBE", "MAX_HOLD", "PROBE", "WINDOW", "Pacer", "RatePacer"]
 
 #: Seconds of successes that estimate the limit at the first 429.
 WINDOW = 2.0
@@ -34,6 +34,9 @@ FAST_PROBE = 0.02
 BACKOFF = 0.9
 #: Never slower than this (requests per second), whatever the 429s said.
 MIN_RATE = 0.2
+#: The longest hold a Retry-After may put on every start (as for a retry's own wait): a
+#: server asking for an hour, or for ever, does not hang the calls.
+MAX_HOLD = 60.0
 
 
 class Pacer(Protocol):
@@ -105,7 +108,9 @@ class RatePacer:
                 else:
                     # Refused before any success was counted (an opening burst): the wait for
                     # the next free slot bounds the rate from above; 429s bring it down.
-                    estimate = 1.0 / retry_after if retry_after else 1.0
+                    # (A wait beyond MAX_HOLD says nothing about a rate: a hostile or broken
+                    # server; one request a second until answers say more.)
+                    estimate = 1.0 / retry_after if retry_after and retry_after <= MAX_HOLD else 1.0
                 self.rate = max(MIN_RATE, estimate)
                 self._changed = now
             elif sent_at >= self._changed:
@@ -118,8 +123,12 @@ class RatePacer:
                 # "1" from a gateway can mean 0.1 s: holding every start for the whole second
                 # would leave the limit unused. Once paced, the spacing is the wait.
                 wait = min(wait, 1.0 / self.rate)
-            hold = now + wait
+            hold = now + min(wait, MAX_HOLD)
             self._next_start = max(self._next_start, hold)
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock a parent's thread held at the fork would never open."""
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         rate = "unpaced" if self.rate is None else f"{self.rate:.2f}/s"

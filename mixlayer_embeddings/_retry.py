@@ -13,6 +13,7 @@ as told without spending its retry budget, as long as its total wait stays under
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -56,7 +57,16 @@ def should_retry(status_code: int | None, headers: Mapping[str, str]) -> bool:
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait, or None when it did not say (or said nonsense)."""
+    """Seconds the server asked us to wait, or None when it did not say (or said nonsense:
+    a negative, infinite or NaN wait). Finite waits come back as asked; every user of them
+    clamps them (``MAX_RETRY_AFTER``, the pacer's ``MAX_HOLD``)."""
+    asked = _parse_retry_after(headers, now)
+    if asked is None or not math.isfinite(asked):
+        return None
+    return asked
+
+
+def _parse_retry_after(headers: Mapping[str, str], now: float | None) -> float | None:
     raw_ms = headers.get("retry-after-ms")
     if raw_ms is not None:
         try:
@@ -74,7 +84,10 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
         parsed = email.utils.parsedate_tz(raw)
         if parsed is None:
             return None
-        moment = email.utils.mktime_tz(parsed)
+        try:
+            moment = email.utils.mktime_tz(parsed)
+        except (OverflowError, ValueError):  # a date past what the platform can hold
+            return None
         seconds = moment - (time.time() if now is None else now)
         return max(seconds, 0.0)
     if seconds != seconds or seconds < 0:

@@ -58,5 +58,8 @@ class TokenEstimator:
         with self._lock:
             self.bytes_per_token += LEARNING_RATE * (seen - self.bytes_per_token)
 
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return f"TokenEstimator({self.bytes_per_token:.2f} bytes/token)"

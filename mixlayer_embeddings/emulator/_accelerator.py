@@ -46,6 +46,8 @@ class Accelerator:
         #: Tokens the accelerator worked through, and those of answers nobody read.
         self.done_tokens = 0
         self.wasted_tokens = 0
+        #: Requests worked through for a client that had gone (timed out, cancelled).
+        self.abandoned = 0
         self.overloaded = 0
 
     def book(self, tokens: int) -> float:
@@ -68,10 +70,12 @@ class Accelerator:
             self.done_tokens += tokens
             if not read:
                 self.wasted_tokens += tokens
+                self.abandoned += 1
 
     def stats(self) -> dict[str, int]:
         return {
             "done_tokens": self.done_tokens,
             "wasted_tokens": self.wasted_tokens,
+            "abandoned": self.abandoned,
             "overloaded": self.overloaded,
         }

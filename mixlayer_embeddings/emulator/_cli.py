@@ -196,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lifespan="off",
         access_log=False,
         timeout_keep_alive=30,
+        # Stopping does not wait long for requests still being worked on.
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     try:

@@ -1,0 +1,226 @@
+"""Write ``benchmarks/RESULTS.md`` from the raw results in ``benchmarks/results/*.json``.
+
+    python benchmarks/report.py
+
+Every table is generated here from what a benchmark saved, with the machine it ran on, each
+client's settings, and medians with min-max: no figure is typed by hand.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import RESULTS, fmt, load, table
+
+OUT = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _machine(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    return f"Python {m['python']}, {m['cpus']} CPUs, {m['platform']}"
+
+
+def _settings(clients: dict[str, str]) -> str:
+    return "\n".join(f"- `{name}`: {settings}" for name, settings in clients.items())
+
+
+def capacity() -> str:
+    data = load("capacity")
+    results = data["results"]
+    clients = list(data["clients"])
+    lines = [
+        "## Capacity: an inference server (benchmarks/bench_capacity.py)",
+        "",
+        f"{_machine(data)}. One accelerator at T tokens/s, first come first served, work going "
+        "on after a client gives up; a corpus of T x 2 s of work (1 s at 1M tokens/s), so the "
+        f"ideal is that. Read timeouts: each client's default, and "
+        f'{data["scaled_read_timeout_s"]:g} s for every client ("scaled": the default 60 s '
+        "against a server 30 times slower). Each cell: completed runs of "
+        f"{data.get('repeat', 3)} (every vector checked), fraction of the server's capacity "
+        "reached (ideal / wall; median and min-max of the completed runs), and the server's "
+        "wasted work (tokens worked through for answers nobody read, over the corpus).",
+        "",
+        "Clients and their settings:",
+        "",
+        _settings(data["clients"]),
+        "",
+    ]
+    for timeout in ("default", "scaled"):
+        rows = []
+        for r in results:
+            if r["timeout"] != timeout:
+                continue
+            rows.append(r)
+        cells = sorted({(r["T"], r["tokens"]) for r in rows})
+        header = ["T tokens/s", "tokens/text", *clients]
+        body = []
+        for T, tokens in cells:
+            row = [f"{T:,}", f"{tokens:,}"]
+            for client in clients:
+                match = [
+                    r for r in rows if (r["T"], r["tokens"], r["client"]) == (T, tokens, client)
+                ]
+                if not match:
+                    row.append("-")
+                    continue
+                r = match[0]
+                waste = r["wasted"]["median"]
+                runs = len(r["runs"])
+                cap = fmt(r["capacity"]) if r["capacity"] else "failed"
+                row.append(f"{r['completed']}/{runs}: {cap}; waste {waste:.2f}")
+            body.append(row)
+        lines += [f"### Read timeout: {timeout}", "", table(header, body), ""]
+    failures = sorted(
+        {
+            (r["client"], run["error"])
+            for r in results
+            for run in r["runs"]
+            if run["error"] and r["client"] in ("ours", "ours-before")
+        }
+    )
+    if failures:
+        lines += ["How our runs failed, when they did:", ""]
+        lines += [f"- `{client}`: {error}" for client, error in failures[:12]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def ingest() -> str:
+    data = load("ingest")
+    lines = [
+        "## Ingest against a fixed-latency emulator (benchmarks/bench_ingest.py)",
+        "",
+        f"{_machine(data)}. Each client in its own process, {data['repeat']} runs each, "
+        "interleaved; wall and CPU seconds and peak RSS as median (min-max); ratios are of "
+        "medians to the floor's. Every vector checked.",
+        "",
+    ]
+    for scenario in data["scenarios"]:
+        results = scenario["results"]
+        floor = next(r for r in results if r["client"] == "floor")
+        body = []
+        for r in results:
+            body.append(
+                [
+                    r["client"],
+                    fmt(r["wall"]),
+                    fmt(r["cpu"]),
+                    fmt(r["rss_mb"], 0),
+                    f"{r['wall']['median'] / floor['wall']['median']:.2f}x",
+                    f"{r['cpu']['median'] / floor['cpu']['median']:.2f}x",
+                    "correct" if r["correct"] else "WRONG",
+                ]
+            )
+        lines += [
+            f"### {scenario['n']} texts, dims {scenario['dims']}, "
+            f"{scenario['latency_ms']:.0f} ms per request",
+            "",
+            table(
+                [
+                    "client",
+                    "wall s",
+                    "CPU s",
+                    "peak RSS MB",
+                    "wall / floor",
+                    "CPU / floor",
+                    "vectors",
+                ],
+                body,
+                "lrrrrrl",
+            ),
+            "",
+        ]
+    lines += ["Clients and their settings:", ""]
+    lines += [f"- `{r['client']}`: {r['settings']}" for r in data["scenarios"][0]["results"]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def rate_limit() -> str:
+    data = load("rate_limit")
+    body = [
+        [
+            r["retry_after"],
+            r["client"],
+            fmt(r["vs_ideal"]),
+            fmt(r["share_429"], 3),
+            fmt(r["wall"]),
+            "yes" if r["complete"] else "NO",
+        ]
+        for r in data["results"]
+    ]
+    settings = {r["client"]: r["settings"] for r in data["results"]}
+    return "\n".join(
+        [
+            "## Rate limit (benchmarks/bench_rate_limit.py)",
+            "",
+            f"{_machine(data)}. A per-key bucket of {data['limit']:g} requests/s; {data['n']} "
+            "texts, one per request; Retry-After exact (with retry-after-ms), rounded up to "
+            "whole seconds (as gateways send it), or absent.",
+            "",
+            table(
+                ["Retry-After", "client", "rate / ideal", "share of 429s", "wall s", "complete"],
+                body,
+                "llrrrl",
+            ),
+            "",
+            _settings(settings),
+            "",
+        ]
+    )
+
+
+def tokens() -> str:
+    data = load("tokens")
+    body = [
+        [r["sample"], str(r["bytes"]), str(r["tokens"]), f"{r['ratio']:.2f}"] for r in data["rows"]
+    ]
+    return "\n".join(
+        [
+            "## Token estimate calibration (benchmarks/calibrate_tokens.py)",
+            "",
+            "Qwen's tokenizer (the vocabulary dashscope ships) on short passages: UTF-8 bytes "
+            "per token. The client starts at 3.0 and learns each corpus's ratio from the "
+            "service's usage.",
+            "",
+            table(["sample", "UTF-8 bytes", "Qwen tokens", "bytes / token"], body, "lrrr"),
+            "",
+        ]
+    )
+
+
+STALE = """## Not re-measured in this run
+
+`benchmarks/bench_load.py`, `benchmarks/bench_bulk.py` and `benchmarks/bench_ray.py` were last
+run on 2026-11-25, before the client was split by job, before the capacity controller, and
+with the emulator's 44 ms keep-alive delay in every figure. Their tables are in this file's
+git history (`git log -p benchmarks/RESULTS.md`); they are not repeated here as current.
+"""
+
+
+def main() -> int:
+    sections = [
+        "# Benchmark results",
+        "",
+        "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`.",
+        "",
+    ]
+    for name, make in (
+        ("capacity", capacity),
+        ("ingest", ingest),
+        ("rate_limit", rate_limit),
+        ("tokens", tokens),
+    ):
+        if (RESULTS / f"{name}.json").exists():
+            sections.append(make())
+    sections.append(STALE)
+    OUT.write_text("\n".join(sections))
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Hostile servers and forks: every wait bounded, and a child never shares its parent's
+connections."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import pytest
+from conftest import KEY, MODEL, FakeClock, FakeService, error_response
+
+from mixlayer_embeddings import MixlayerClient
+from mixlayer_embeddings._pacing import MAX_HOLD, RatePacer
+from mixlayer_embeddings._retry import MAX_RETRY_AFTER, parse_retry_after
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "3600"}, 3600.0),  # as asked: every user clamps it
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "1e400"}, None),  # float("1e400") is inf
+        ({"retry-after-ms": "inf"}, None),
+        ({"retry-after": "nan"}, None),
+        (
+            {"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT", "x": "y"},
+            pytest.approx(2.534e11, 0.001),
+        ),
+    ],
+)
+def test_absurd_retry_afters_are_not_waits(headers, expected) -> None:
+    assert parse_retry_after(headers, now=0.0) == expected
+
+
+@pytest.mark.parametrize("asked", [3600.0, 100_000.0, 1e9])
+def test_the_pacer_never_holds_starts_longer_than_a_minute(asked) -> None:
+    pacer = RatePacer()
+    pacer.on_throttle(asked, sent_at=0.0, now=0.0)
+    assert pacer.reserve(now=0.0) == MAX_HOLD == MAX_RETRY_AFTER
+
+
+@pytest.mark.parametrize("retry_after", ["3600", "100000", "inf", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_call_told_to_wait_an_hour_or_for_ever_waits_at_most_a_minute(retry_after) -> None:
+    service = FakeService()
+    service.script = [error_response(429, headers={"retry-after": retry_after})]
+    clock = FakeClock()
+    transport = httpx.MockTransport(service)
+    with MixlayerClient(
+        api_key=KEY, model=MODEL, http_client=httpx.Client(transport=transport), clock=clock
+    ) as client:
+        assert len(client.embed(["a"]).embeddings) == 1
+        assert sum(clock.sleeps) <= MAX_HOLD
+        clock.sleeps.clear()
+        assert len(client.embed(["b"]).embeddings) == 1  # and the next call is not stuck:
+    assert sum(clock.sleeps) <= 1.0  # paced at one a second until answers say more
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is a POSIX call")
+def test_a_forked_child_gets_its_own_connections_and_its_own_vectors(mixlayer_emulator) -> None:
+    from mixlayer_embeddings.emulator import embed_items
+
+    client = MixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+        base_url=mixlayer_emulator.base_url,
+    )
+    client.embed(["warm the pool"], dimensions=32)  # a keep-alive connection to inherit
+    parent_pool = client._http
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, and leave without running the parent's cleanups
+        try:
+            texts = [f"child {i}" for i in range(20)]
+            vectors = [client.embed(t, dimensions=32).embeddings[0] for t in texts]
+            report = {
+                "fresh_pool": client._http is not parent_pool,
+                "correct": vectors == embed_items(texts, dimensions=32).tolist(),
+            }
+        except BaseException as exc:
+            report = {"error": repr(exc)}
+        os.write(write, json.dumps(report).encode())
+        os._exit(0)
+    os.close(write)
+    texts = [f"parent {i}" for i in range(20)]
+    vectors = [client.embed(t, dimensions=32).embeddings[0] for t in texts]
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        report = json.loads(pipe.read())
+    client.close()
+    assert report == {"fresh_pool": True, "correct": True}
+    assert client._http is parent_pool  # the parent keeps its own
+    assert vectors == embed_items(texts, dimensions=32).tolist()
