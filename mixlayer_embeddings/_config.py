@@ -67,12 +67,13 @@ def to_timeout(value: object, *, param: str = "timeout") -> httpx.Timeout | None
     if value is None or isinstance(value, httpx.Timeout):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value > 0:
+        if 0 < value < float("inf"):
             return httpx.Timeout(float(value))
     elif isinstance(value, (tuple, list)) and len(value) in (2, 4):
         parts = list(value)
         if all(
-            p is None or (isinstance(p, (int, float)) and not isinstance(p, bool) and p > 0)
+            p is None
+            or (isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p < float("inf"))
             for p in parts
         ):
             if len(parts) == 2:
@@ -162,6 +163,11 @@ def lookup_model(model: str) -> ModelSpec | None:
     return _KNOWN_MODELS.get(key)
 
 
+def _is_header_safe(value: str) -> bool:
+    """Printable ASCII only: what a Bearer header carries without mangling or splitting."""
+    return value.isascii() and value.isprintable()
+
+
 def _is_loopback(host: str) -> bool:
     if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
         ".localhost"
@@ -216,6 +222,15 @@ def resolve_settings(
     key = api_key if isinstance(api_key, Secret) else _pick(api_key, env, API_KEY_ENV)
     if isinstance(key, Secret):
         key = key.get_secret_value()
+    if key is not None and not isinstance(key, str):
+        raise ConfigurationError(
+            f"{named['api_key']} must be a string, got {type(key).__name__}"  # never the value
+        )
+    if key is not None and not _is_header_safe(key.strip()):
+        raise ConfigurationError(
+            f"{named['api_key']} holds characters an HTTP header cannot carry (a line break, a "
+            "control character or a non-ASCII one): check how it was copied"
+        )
     if key is None or not key.strip():
         raise ConfigurationError(
             f"No Mixlayer API key: pass {named['api_key']}=... or set the {API_KEY_ENV} "
@@ -224,6 +239,10 @@ def resolve_settings(
     secret = Secret(key.strip())
 
     chosen_model = _pick(model, env, MODEL_ENV)
+    if chosen_model is not None and not isinstance(chosen_model, str):
+        raise ConfigurationError(
+            f"{named['model']} must be a string, got {type(chosen_model).__name__}"
+        )
     if chosen_model is None or not chosen_model.strip():
         raise ConfigurationError(
             f"No embedding model: pass {named['model']}=... or set the {MODEL_ENV} "
@@ -232,7 +251,18 @@ def resolve_settings(
         )
 
     raw_url = base_url if base_url is not None else _pick(None, env, BASE_URL_ENV)
-    url = httpx.URL(str(raw_url) if raw_url is not None else DEFAULT_BASE_URL)
+    url = httpx.URL(str(raw_url).strip() if raw_url is not None else DEFAULT_BASE_URL)
+    if url.userinfo:
+        # httpx would send user:pw as Basic auth instead of the key, and a repr would show it.
+        raise ConfigurationError(
+            f"{named['base_url']} must not hold a user name or password (the key goes in "
+            f"{named['api_key']}); got a URL with credentials for {url.host}"
+        )
+    if url.query or url.fragment:
+        raise ConfigurationError(
+            f"{named['base_url']} must not have a query string or fragment, such as "
+            f"{DEFAULT_BASE_URL}; got {url.copy_with(query=None, fragment=None)}?..."
+        )
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(
             f"{named['base_url']} must be an absolute http(s) URL such as {DEFAULT_BASE_URL}, "

@@ -97,7 +97,8 @@ Flow = Generator[Send | Sleep, Outcome, ParsedBatch]
 @dataclass(frozen=True)
 class FlowContext:
     """What a flow reads of its client: how to build a request, the retry budget, and the
-    shared state it reports to (counters, the concurrency limit, the pacer), on one clock."""
+    shared state it reports to (counters, the concurrency limit, the pacer, the capacity
+    controller, the token estimator), on one clock."""
 
     build_request: Callable[[Plan, list[Item]], httpx.Request]
     max_retries: int
@@ -155,16 +156,21 @@ def _split_flow(ctx: FlowContext, plan: Plan, batch: Batch, drain: float) -> Flo
     ``drain`` seconds for the server to get through work it was given and nobody waits for."""
     if drain > 0:
         yield Sleep(drain)
+    logger.info("request of %d items split in two, to fit the server", len(batch.items))
+    left, right = _halves(batch)
+    first = yield from _fitted_flow(ctx, plan, left)
+    second = yield from _fitted_flow(ctx, plan, right)
+    return first.joined(second)
+
+
+def _halves(batch: Batch) -> tuple[Batch, Batch]:
+    """The two halves of a batch, each with its share of the estimated tokens."""
     middle = len(batch.items) // 2
     share = batch.tokens * middle // len(batch.items)
-    halves = (
+    return (
         Batch(batch.start, batch.items[:middle], share),
         Batch(batch.start + middle, batch.items[middle:], batch.tokens - share),
     )
-    logger.info("request of %d items split in two, to fit the server", len(batch.items))
-    first = yield from _fitted_flow(ctx, plan, halves[0])
-    second = yield from _fitted_flow(ctx, plan, halves[1])
-    return first.joined(second)
 
 
 def _bisect_flow(
@@ -174,13 +180,8 @@ def _bisect_flow(
     halves it accepts are appended to ``accepted``, so their vectors are not lost."""
     if len(batch.items) == 1:
         return [batch.start]
-    middle = len(batch.items) // 2
     culprits: list[int] = []
-    share = batch.tokens * middle // len(batch.items)
-    for half in (
-        Batch(batch.start, batch.items[:middle], share),
-        Batch(batch.start + middle, batch.items[middle:], batch.tokens - share),
-    ):
+    for half in _halves(batch):
         try:
             parsed = yield from _fitted_flow(ctx, plan, half)
         except BadRequestError as refused:

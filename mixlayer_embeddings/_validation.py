@@ -61,6 +61,8 @@ def normalize_input(value: object) -> NormalizedInput:
     if isinstance(value, str):
         if not value:
             raise InvalidInputError("input strings must not be empty", indexes=[0])
+        if not _is_utf8(value):
+            raise InvalidInputError(_NOT_UTF8, indexes=[0])
         return NormalizedInput([value], "text", single=True)
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence):
         raise InvalidInputError(
@@ -80,12 +82,15 @@ def normalize_input(value: object) -> NormalizedInput:
     items: list[Item] = []
     wrong_type: list[int] = []
     empty: list[int] = []
+    not_utf8: list[int] = []
     for i, item in enumerate(value):
         if kind == "text":
             if not isinstance(item, str):
                 wrong_type.append(i)
             elif not item:
                 empty.append(i)
+            elif not _is_utf8(item):
+                not_utf8.append(i)
             else:
                 items.append(item)
         else:
@@ -106,7 +111,26 @@ def normalize_input(value: object) -> NormalizedInput:
     if empty:
         what = "input strings" if kind == "text" else "token arrays"
         raise InvalidInputError(f"{what} must not be empty", indexes=empty)
+    if not_utf8:
+        raise InvalidInputError(_NOT_UTF8, indexes=not_utf8)
     return NormalizedInput(items, kind, single=False)
+
+
+_NOT_UTF8 = (
+    "input strings must be valid Unicode: a lone surrogate (such as '\\ud800', often from "
+    "a bad decode) cannot be sent as UTF-8"
+)
+
+
+def _is_utf8(text: str) -> bool:
+    """Can ``text`` be sent as UTF-8? (Not when it holds a lone surrogate.)"""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate_options(

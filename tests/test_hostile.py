@@ -91,3 +91,61 @@ def test_a_forked_child_gets_its_own_connections_and_its_own_vectors(mixlayer_em
     assert report == {"fresh_pool": True, "correct": True}
     assert client._http is parent_pool  # the parent keeps its own
     assert vectors == embed_items(texts, dimensions=32).tolist()
+
+
+@pytest.mark.parametrize("texts", [["fine", "bad \ud800 text", "é"], "\udfff"])
+def test_a_lone_surrogate_is_refused_naming_its_index_before_any_request(texts) -> None:
+    from mixlayer_embeddings import InvalidInputError
+
+    service = FakeService()
+    transport = httpx.MockTransport(service)
+    with (
+        MixlayerClient(
+            api_key=KEY, model=MODEL, http_client=httpx.Client(transport=transport)
+        ) as client,
+        pytest.raises(InvalidInputError, match="lone surrogate") as info,
+    ):
+        client.embed(texts)
+    assert info.value.indexes == ([1] if isinstance(texts, list) else [0])
+    assert service.requests == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("http://user:pw@127.0.0.1/v1", "must not hold a user name or password"),
+        ("https://models.mixlayer.ai/v1?x=1", "must not have a query string"),
+    ],
+)
+def test_base_urls_that_would_misroute_the_key_are_refused(base_url, message) -> None:
+    from mixlayer_embeddings import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message) as info:
+        MixlayerClient(api_key=KEY, model=MODEL, base_url=base_url)
+    assert "pw" not in str(info.value)
+
+
+def test_a_base_url_with_surrounding_spaces_is_used_without_them() -> None:
+    with MixlayerClient(api_key=KEY, model=MODEL, base_url="  https://h.example/v1  ") as client:
+        assert str(client.base_url) == "https://h.example/v1/"
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "names"),
+    [
+        ({"timeout": float("inf")}, "InvalidParameterError", "timeout"),
+        ({"timeout": (5.0, float("inf"))}, "InvalidParameterError", "timeout"),
+        ({"api_key": 12345}, "ConfigurationError", "api_key must be a string"),
+        ({"model": 5}, "ConfigurationError", "model must be a string"),
+        ({"api_key": "sk-\u00e9t\u00e9-key"}, "ConfigurationError", "HTTP header cannot carry"),
+        ({"api_key": "sk-abc\r\nX-Evil: 1"}, "ConfigurationError", "HTTP header cannot carry"),
+    ],
+)
+def test_odd_settings_are_typed_errors_at_construction(settings, error, names) -> None:
+    import mixlayer_embeddings
+
+    options = {"api_key": KEY, "model": MODEL, **settings}
+    with pytest.raises(getattr(mixlayer_embeddings, error), match=names) as info:
+        MixlayerClient(**options)
+    key = settings.get("api_key")
+    assert not isinstance(key, str) or key not in str(info.value)

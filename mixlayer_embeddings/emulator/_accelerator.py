@@ -14,11 +14,15 @@ for sequences of 32 to 2,048 tokens, 28,000 at 8,192 and 21,000 at 32,768.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["Accelerator", "Overloaded"]
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+__all__ = ["Accelerator", "Overloaded", "queue_for"]
 
 
 class Overloaded(Exception):
@@ -79,3 +83,35 @@ class Accelerator:
             "abandoned": self.abandoned,
             "overloaded": self.overloaded,
         }
+
+
+async def queue_for(accelerator: Accelerator, tokens: int, request: Request) -> Response | None:
+    """Wait for the accelerator to work through the request; a refusal if it is overloaded.
+
+    The work is booked at once and stays booked: a client that gives up does not take it back.
+    """
+    try:
+        wait = accelerator.book(tokens)
+    except Overloaded as busy:
+        seconds = max(1, int(busy.retry_after + 0.999))
+        return JSONResponse(
+            {
+                "error": {
+                    "message": "the server is overloaded; try again later",
+                    "type": "server_error",
+                    "code": "overloaded",
+                }
+            },
+            status_code=503,
+            headers={"retry-after": str(seconds)},
+        )
+    try:
+        await asyncio.sleep(wait)
+    except asyncio.CancelledError:
+        accelerator.finish(tokens, read=False)
+        raise
+    gone = await request.is_disconnected()
+    accelerator.finish(tokens, read=not gone)
+    if gone:
+        request.scope["mixlayer.note"] = "client gave up; the work was done anyway"
+    return None

@@ -8,7 +8,6 @@ and ``GET /_emulator/stats``. Every route needs the Bearer key.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import hmac
 import json
@@ -29,9 +28,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._config import QWEN3_EMBEDDING_8B
-from ._accelerator import Accelerator, Overloaded
+from ._accelerator import Accelerator, queue_for
 from ._checks import RequestRefused, read_input, read_options
-from ._vectors import FULL_DIMENSIONS, count_tokens, embed_items, tokenize
+from ._vectors import FULL_DIMENSIONS, count_tokens, encode_data, tokenize
 
 __all__ = ["CHAT_MODEL", "CONTEXT_WINDOW", "EMBEDDING_MODEL", "EmulatorState", "create_app"]
 
@@ -338,57 +337,6 @@ _BODY_TOO_LARGE = Response(
 )
 
 
-async def _queue_for(accelerator: Accelerator, tokens: int, request: Request) -> Response | None:
-    """Wait for the accelerator to work through the request; a refusal if it is overloaded.
-
-    The work is booked at once and stays booked: a client that gives up does not take it back.
-    """
-    try:
-        wait = accelerator.book(tokens)
-    except Overloaded as busy:
-        seconds = max(1, int(busy.retry_after + 0.999))
-        return _error(
-            503,
-            "the server is overloaded; try again later",
-            "overloaded",
-            "server_error",
-            headers={"retry-after": str(seconds)},
-        )
-    try:
-        await asyncio.sleep(wait)
-    except asyncio.CancelledError:
-        accelerator.finish(tokens, read=False)
-        raise
-    gone = await request.is_disconnected()
-    accelerator.finish(tokens, read=not gone)
-    if gone:
-        request.scope["mixlayer.note"] = "client gave up; the work was done anyway"
-    return None
-
-
-def encode_data(
-    items: list[Any], dimensions: int, input_type: str | None, normalize: bool, as_base64: bool
-) -> tuple[bytes, int]:
-    """The ``data`` array of a response, as JSON bytes, and the tokens counted.
-
-    A pure function of its arguments, so it runs on a worker thread or in a worker process.
-    """
-    vectors = embed_items(items, dimensions=dimensions, input_type=input_type, normalize=normalize)
-    little = vectors.astype("<f4", copy=False)
-    data = [
-        {
-            "object": "embedding",
-            "index": i,
-            "embedding": base64.b64encode(little[i].tobytes()).decode("ascii")
-            if as_base64
-            else little[i].tolist(),
-        }
-        for i in range(len(items))
-    ]
-    tokens = sum(count_tokens(item) for item in items)
-    return json.dumps(data, separators=(",", ":")).encode(), tokens
-
-
 def create_app(
     state: EmulatorState, *, executor: concurrent.futures.Executor | None = None
 ) -> ASGIApp:
@@ -421,7 +369,7 @@ def create_app(
                     "request_too_large",
                 )
             if state.accelerator is not None:
-                refused = await _queue_for(state.accelerator, tokens, request)
+                refused = await queue_for(state.accelerator, tokens, request)
                 if refused is not None:
                     return refused
         loop = asyncio.get_running_loop()

@@ -17,17 +17,20 @@ that answers it by shared vocabulary. It is a lexical stand-in, not Qwen3: no se
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .._config import QWEN3_EMBEDDING_8B
 
-__all__ = ["FULL_DIMENSIONS", "count_tokens", "embed_items", "tokenize"]
+__all__ = ["FULL_DIMENSIONS", "count_tokens", "embed_items", "encode_data", "tokenize"]
 
 FULL_DIMENSIONS = QWEN3_EMBEDDING_8B.full_dimensions
 _OCTAVES = (
@@ -260,3 +263,26 @@ def embed_items(
         norms[norms == 0] = 1.0
         out = out / norms
     return out.astype(np.float32)
+
+
+def encode_data(
+    items: list[Any], dimensions: int, input_type: str | None, normalize: bool, as_base64: bool
+) -> tuple[bytes, int]:
+    """The ``data`` array of a response, as JSON bytes, and the tokens counted.
+
+    A pure function of its arguments, so it runs on a worker thread or in a worker process.
+    """
+    vectors = embed_items(items, dimensions=dimensions, input_type=input_type, normalize=normalize)
+    little = vectors.astype("<f4", copy=False)
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": base64.b64encode(little[i].tobytes()).decode("ascii")
+            if as_base64
+            else little[i].tolist(),
+        }
+        for i in range(len(items))
+    ]
+    tokens = sum(count_tokens(item) for item in items)
+    return json.dumps(data, separators=(",", ":")).encode(), tokens

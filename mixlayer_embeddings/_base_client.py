@@ -1,0 +1,214 @@
+"""What both clients share, with no I/O in it: configuration, request building, planning.
+
+``_BaseClient`` resolves the settings once (``ClientConfig``), builds the shared state every
+batch flow reports to (counters, the adaptive limit, the pacer, the capacity controller, the
+token estimator, on one clock) and each request; the subclasses in ``_client`` only send,
+sleep and hand the answers back to the flows.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from ._batching import Batch, Plan, plan_token_batches
+from ._capacity import CapacityController
+from ._clock import SYSTEM_CLOCK, Clock
+from ._concurrency import AdaptiveLimit, Counters
+from ._config import (
+    DEFAULT_TIMEOUT,
+    ClientConfig,
+    ClientKwargs,
+    Settings,
+    lookup_model,
+    to_timeout,
+)
+from ._exceptions import InvalidParameterError
+from ._flow import Flow, FlowContext, Send, batch_flow
+from ._fork import register_for_fork
+from ._options import EmbedOptions
+from ._pacing import Pacer, RatePacer
+from ._tokens import TokenEstimator
+from ._validation import (
+    EmbeddingInput,
+    Item,
+    check_client_options,
+    check_default_headers,
+    normalize_input,
+)
+from ._version import __version__
+
+__all__ = ["HttpClientT", "ProgressCallback", "_BaseClient"]
+
+#: Called after each batch with the number of items it embedded (for progress bars).
+ProgressCallback = Callable[[int], None]
+HttpClientT = TypeVar("HttpClientT", httpx.Client, httpx.AsyncClient)
+
+_USER_AGENT = (
+    f"mixlayer-embeddings/{__version__} httpx/{httpx.__version__} "
+    f"python/{platform.python_version()}"
+)
+
+
+class _BaseClient(Generic[HttpClientT]):
+    _http: HttpClientT
+
+    def __init__(self, http_client: object | None, settings: ClientKwargs) -> None:
+        config = ClientConfig.from_kwargs(settings, owner=type(self).__name__)
+        self._settings: Settings = config.resolve()
+        check_client_options(
+            batch_size=config.batch_size,
+            max_concurrency=config.max_concurrency,
+            max_retries=config.max_retries,
+            rate=config.rate,
+        )
+        if config.proxy is not None and http_client is not None:
+            raise InvalidParameterError(
+                "proxy applies to the http client this package creates; you passed your own "
+                "http client, so give it the proxy instead",
+                param="proxy",
+            )
+        self._config = config
+        self.max_retries = config.max_retries
+        self.batch_size = config.batch_size
+        self.max_concurrency = config.max_concurrency
+        self._clock: Clock = config.clock if config.clock is not None else SYSTEM_CLOCK
+        #: Requests in flight: halves on 429, creeps back up on success (AIMD).
+        self._limit = AdaptiveLimit(config.max_concurrency)
+        #: When requests may start: unpaced until a 429, then at the rate the service allows.
+        self._pacer: Pacer = (
+            config.pacer
+            if config.pacer is not None
+            else RatePacer(config.rate, clock=self._clock.now)
+        )
+        #: Requests sent, retries and 429s over the client's life.
+        self.counters = Counters()
+        #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
+        self._timeout = to_timeout(config.timeout)
+        self._embeddings_url = self._settings.base_url.join("embeddings")
+        # The key stays inside its Secret until a request is built (see _build_request).
+        self._headers = {
+            "User-Agent": _USER_AGENT,
+            "Accept": "application/json",
+            # Not zstd or brotli: recording tools (vcrpy) can only decode gzip.
+            "Accept-Encoding": "gzip",
+            **check_default_headers(config.default_headers),
+        }
+        #: The bytes-per-token ratio, learned from the service's usage, for sizing requests.
+        self._estimator = TokenEstimator()
+        read_timeout = (self._timeout or DEFAULT_TIMEOUT).read
+        if self._timeout is None and isinstance(http_client, (httpx.Client, httpx.AsyncClient)):
+            read_timeout = http_client.timeout.read
+        #: The tokens in flight and the request size, fitted to the server's capacity.
+        self._capacity = CapacityController(
+            max_tokens_per_request=config.max_tokens_per_request,
+            max_concurrency=config.max_concurrency,
+            read_timeout=read_timeout,
+        )
+        register_for_fork(self)
+        self._flow_context = FlowContext(
+            build_request=self._build_request,
+            max_retries=self.max_retries,
+            counters=self.counters,
+            limit=self._limit,
+            pacer=self._pacer,
+            clock=self._clock,
+            capacity=self._capacity,
+            estimator=self._estimator,
+        )
+
+    @property
+    def model(self) -> str:
+        return self._settings.model
+
+    @property
+    def base_url(self) -> httpx.URL:
+        return self._settings.base_url
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={str(self._settings.base_url)!r}, "
+            f"model={self._settings.model!r}, api_key={self._settings.api_key!r})"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError(f"{type(self).__name__} holds a connection pool and a key; not picklable")
+
+    def _own_http_kwargs(self) -> dict[str, Any]:
+        """Settings for an http client we create ourselves."""
+        return {
+            "timeout": self._timeout or DEFAULT_TIMEOUT,
+            "limits": httpx.Limits(
+                max_connections=max(self.max_concurrency, 10),
+                max_keepalive_connections=max(self.max_concurrency, 10),
+            ),
+            "follow_redirects": False,
+            "proxy": self._config.proxy,
+        }
+
+    # -- pure steps -----------------------------------------------------------------------
+
+    def _plan(
+        self,
+        input: EmbeddingInput,
+        options: EmbedOptions,
+        model: str | None,
+        *,
+        raw: bool = False,
+        lazy: bool = False,
+    ) -> Plan:
+        """Validate a call. ``lazy``: the input is a stream, batched as it is read."""
+        chosen_model = self._settings.model if model is None else model
+        if not isinstance(chosen_model, str) or not chosen_model.strip():
+            raise InvalidParameterError(
+                f"model must be a non-empty string, got {chosen_model!r}", param="model"
+            )
+        spec = self._settings.spec if model is None else lookup_model(chosen_model)
+        options.validate(spec)
+        body = options.body(chosen_model)
+        if lazy:
+            return Plan(body, [], False, options.dimensions, chosen_model, -1, raw)
+        normalized = normalize_input(input)
+        items = normalized.items
+        tokens = [self._estimator.estimate(item) for item in items]
+        slices = plan_token_batches(tokens, self.batch_size, self._capacity.request_budget())
+        batches = [Batch(a, items[a:b], sum(tokens[a:b])) for a, b in slices]
+        return Plan(
+            body, batches, normalized.single, options.dimensions, chosen_model, len(items), raw
+        )
+
+    def _build_request(self, plan: Plan, batch: list[Item]) -> httpx.Request:
+        body = dict(plan.body)
+        body["input"] = batch[0] if plan.single else batch
+        headers = {
+            **self._headers,
+            "Authorization": f"Bearer {self._settings.api_key.get_secret_value()}",
+        }
+        return self._http.build_request(
+            "POST",
+            self._embeddings_url,
+            json=body,
+            headers=headers,
+            timeout=httpx.USE_CLIENT_DEFAULT if self._timeout is None else self._timeout,
+        )
+
+    def _after_fork(self) -> None:
+        """In a forked child, before anything is sent: locks no parent's thread holds."""
+        for shared in (self.counters, self._capacity, self._estimator, self._pacer):
+            after_fork = getattr(shared, "after_fork", None)  # a user's Pacer may have none
+            if after_fork is not None:
+                after_fork()
+
+    def _stream_sizing(self) -> tuple[int, Callable[[Any], int]]:
+        """A stream's batches: at most the request budget of estimated tokens."""
+        return self._capacity.request_budget(), self._estimator.estimate
+
+    def _no_longer_fits(self, step: Send) -> bool:
+        """Its turn came, but the server's window shrank while it waited: split it instead."""
+        return step.splittable and not self._capacity.fits(step.tokens, step.size)
+
+    def _flow(self, plan: Plan, batch: Batch) -> Flow:
+        return batch_flow(self._flow_context, plan, batch)
