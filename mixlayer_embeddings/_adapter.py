@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import field_validator, model_validator
+from pydantic import ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 
 from ._client import AsyncMixlayerClient, MixlayerClient, ProgressCallback
 from ._config import ClientConfig, Secret, to_timeout
@@ -303,6 +304,52 @@ def suggest_keyword(unknown: str, known: Sequence[str], synonyms: Mapping[str, s
     return close[0] if close else None
 
 
+def _hide_keys(value: Any) -> Any:
+    """``value`` with every key-bearing entry (a name holding "key") masked."""
+    if isinstance(value, Mapping):
+        return {k: ("**********" if "key" in str(k).lower() else v) for k, v in value.items()}
+    return value
+
+
+class _KeyHidingValidator:
+    """A model's pydantic validator whose errors never hold a key.
+
+    ``hide_input_in_errors`` keeps the key out of ``str(exc)`` only: pydantic still keeps every
+    refused input in ``exc.errors()``, ``exc.json()`` and a pickle of the error, and a
+    model-level check's input is the whole set of arguments, the key among them. Errors leave
+    through here with key-bearing inputs masked.
+    """
+
+    def __init__(self, validator: Any) -> None:
+        self._validator = validator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._validator, name)
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._validator, method)(*args, **kwargs)
+        except ValidationError as exc:
+            details: list[InitErrorDetails] = []
+            for error in exc.errors():
+                named_key = any("key" in str(part).lower() for part in error["loc"][:1])
+                hidden = "**********" if named_key else _hide_keys(error.get("input"))
+                detail = InitErrorDetails(type=error["type"], loc=error["loc"], input=hidden)
+                if "ctx" in error:
+                    detail["ctx"] = error["ctx"]
+                details.append(detail)
+            raise ValidationError.from_exception_data(exc.title, details) from None
+
+    def validate_python(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("validate_python", *args, **kwargs)
+
+    def validate_json(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("validate_json", *args, **kwargs)
+
+    def validate_assignment(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("validate_assignment", *args, **kwargs)
+
+
 class AdapterModel:
     """Mixed into both adapters, before their pydantic base.
 
@@ -323,6 +370,13 @@ class AdapterModel:
     def _settings(self) -> AdapterSettings:
         """Every field, in the core's spelling: read at every call."""
         return AdapterSettings.read(self, self._RENAMES)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)  # type: ignore[misc]
+        cls.__pydantic_validator__ = _KeyHidingValidator(  # type: ignore[attr-defined]
+            cls.__pydantic_validator__  # type: ignore[attr-defined]
+        )
 
     @model_validator(mode="before")
     @classmethod

@@ -335,3 +335,21 @@ def test_a_known_rate_paces_from_the_first_request(flavour, mixlayer_emulator) -
     with pytest.raises(ValidationError, match="rate must be requests per second"):
         flavour.make(mixlayer_emulator, rate=0)
     emb.close()
+
+
+def test_a_refused_construction_or_assignment_keeps_no_key_anywhere_in_the_error(flavour) -> None:
+    # hide_input_in_errors keeps str(exc) clean; errors(), json() and a pickle held the key.
+    params = {flavour.names["model"]: MODEL, "api_key": KEY}
+    with pytest.raises(ValidationError) as info:
+        flavour.cls(**params, dimensions=1)
+    error = info.value
+    assert error.errors()[0]["ctx"]["error"].param == "dimensions"  # the typed error stays
+    for form in (str(error), repr(error.errors()), error.json(), repr(pickle.dumps(error))):
+        assert KEY not in form
+    emb = flavour.cls(**params)
+    with pytest.raises(ValidationError) as info:
+        emb.dimensions = 1
+    assert KEY not in info.value.json() and KEY not in repr(pickle.dumps(info.value))
+    with pytest.raises(ValidationError) as info:
+        flavour.cls(**params, openai_api_key=KEY)  # refused as unknown, its value hidden
+    assert KEY not in info.value.json()
