@@ -97,6 +97,8 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
     """Headers sent with every request (not ``Authorization``: the key is ``api_key``)."""
     proxy: str | None = Field(default=None, repr=False)
     """Proxy URL for the http clients this object creates."""
+    trust_env: bool = True
+    """Read proxy settings and netrc from the environment (as httpx does); False ignores them."""
     rate: float | None = None
     """Requests per second the key may send, if you know it; None learns it from 429s."""
     show_progress_bar: bool = False

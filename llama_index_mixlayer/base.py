@@ -100,6 +100,9 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
         default_factory=dict, description="Headers sent with every request."
     )
     proxy: str | None = Field(default=None, repr=False, description="Proxy URL.")
+    trust_env: bool = Field(
+        default=True, description="Read proxy settings and netrc from the environment."
+    )
     rate: float | None = Field(
         default=None,
         description="Requests per second the key may send, if known (None: learned from 429s).",

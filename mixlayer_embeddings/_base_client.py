@@ -147,6 +147,7 @@ class _BaseClient(Generic[HttpClientT]):
             ),
             "follow_redirects": False,
             "proxy": self._config.proxy,
+            "trust_env": self._config.trust_env,
         }
 
     # -- pure steps -----------------------------------------------------------------------

@@ -166,6 +166,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--proxy", default=None, help="proxy URL for the requests")
     parser.add_argument(
+        "--trust-env",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read proxy settings (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) from the environment",
+    )
+    parser.add_argument(
         "--allow-insecure-http",
         action="store_true",
         help="allow sending the key over plain http:// to a host that is not loopback",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
@@ -36,6 +37,7 @@ __all__ = [
     "TimeoutSetting",
     "environment_value",
     "lookup_model",
+    "proxy_for",
     "resolve_settings",
     "to_timeout",
 ]
@@ -196,6 +198,22 @@ def _pick(explicit: str | None, env: Mapping[str, str], name: str) -> str | None
     return value or None
 
 
+def proxy_for(
+    url: httpx.URL, explicit: str | httpx.URL | None, *, trust_env: bool
+) -> httpx.URL | None:
+    """The proxy a request to ``url`` goes through: ``proxy=``, else (with ``trust_env``) the
+    environment's, as httpx picks it (``NO_PROXY`` honoured)."""
+    if explicit is not None:
+        return httpx.URL(str(explicit))
+    # proxy_bypass_environment is in urllib.request but not in its type stubs.
+    bypass = urllib.request.proxy_bypass_environment(url.host)  # type: ignore[attr-defined]
+    if not trust_env or bypass:
+        return None
+    proxies = urllib.request.getproxies_environment()
+    raw = proxies.get(url.scheme) or proxies.get("all")
+    return httpx.URL(raw if "://" in raw else f"http://{raw}") if raw else None
+
+
 def environment_value(name: str) -> str | None:
     """One of our variables (``API_KEY_ENV``, ``MODEL_ENV``, ``BASE_URL_ENV``), stripped, or
     None when unset or blank. The only reader of the environment besides ``resolve_settings``:
@@ -296,6 +314,7 @@ class ClientKwargs(TypedDict, total=False):
     allow_insecure_http: bool
     default_headers: Mapping[str, str] | None
     proxy: str | httpx.URL | None
+    trust_env: bool
     rate: float | None
     pacer: Pacer | None
     clock: Clock | None
@@ -324,6 +343,9 @@ class ClientConfig:
     allow_insecure_http: bool = False
     default_headers: Mapping[str, str] | None = None
     proxy: str | httpx.URL | None = None
+    #: Read proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and netrc from the
+    #: environment, as httpx does by default; False ignores them.
+    trust_env: bool = True
     rate: float | None = None
     pacer: Pacer | None = None
     clock: Clock | None = None
@@ -350,11 +372,27 @@ class ClientConfig:
         return cls(**kwargs)
 
     def resolve(self, names: Mapping[str, str] | None = None) -> Settings:
-        """Key, URL and model: explicit, else the environment, else a ConfigurationError."""
-        return resolve_settings(
+        """Key, URL and model: explicit, else the environment, else a ConfigurationError; and
+        no hop that would carry the key in clear (a plain-http proxy on the way included)."""
+        settings = resolve_settings(
             api_key=self.api_key,
             base_url=self.base_url,
             model=self.model,
             allow_insecure_http=self.allow_insecure_http,
             names=names,
         )
+        proxy = proxy_for(settings.base_url, self.proxy, trust_env=self.trust_env)
+        if (
+            proxy is not None
+            and settings.base_url.scheme == "http"
+            and proxy.scheme == "http"
+            and not self.allow_insecure_http
+            and not _is_loopback(proxy.host)
+        ):
+            raise InsecureTransportError(
+                f"Refusing to send the API key over plain http:// through the proxy "
+                f"{proxy.host}: it would read the key. Use an https:// base_url (the proxy then "
+                "only tunnels), trust_env=False to ignore the environment's proxy settings, or "
+                "allow_insecure_http=True if that proxy is trusted."
+            )
+        return settings

@@ -149,3 +149,38 @@ def test_odd_settings_are_typed_errors_at_construction(settings, error, names) -
         MixlayerClient(**options)
     key = settings.get("api_key")
     assert not isinstance(key, str) or key not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "settings", "refused"),
+    [
+        ({"HTTP_PROXY": "http://proxy.corp.example:3128"}, {}, True),
+        ({"ALL_PROXY": "http://proxy.corp.example:3128"}, {}, True),
+        ({}, {"proxy": "http://proxy.corp.example:3128"}, True),
+        ({"HTTP_PROXY": "http://127.0.0.1:3128"}, {}, False),  # a loopback proxy
+        ({"HTTP_PROXY": "http://proxy.corp.example:3128"}, {"trust_env": False}, False),
+        ({"HTTP_PROXY": "http://proxy.corp.example:3128", "NO_PROXY": "127.0.0.1"}, {}, False),
+        ({"HTTP_PROXY": "http://proxy.corp.example:3128"}, {"allow_insecure_http": True}, False),
+    ],
+)
+def test_the_key_never_crosses_a_plain_http_proxy_in_clear(
+    monkeypatch, env, settings, refused
+) -> None:
+    from mixlayer_embeddings import InsecureTransportError
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    options = {"api_key": KEY, "model": MODEL, "base_url": "http://127.0.0.1:8765/v1"}
+    if refused:
+        with pytest.raises(InsecureTransportError, match=r"proxy\.corp\.example"):
+            MixlayerClient(**options, **settings)
+    else:
+        MixlayerClient(**options, **settings).close()
+
+
+def test_an_https_base_url_through_a_plain_http_proxy_is_a_tunnel_and_allowed(monkeypatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
+    MixlayerClient(api_key=KEY, model=MODEL).close()
