@@ -202,7 +202,9 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                         outcome = (
                             RESIZE
                             if self._no_longer_fits(step)
-                            else read_answer(self._http.send(step.request, stream=True))
+                            else read_answer(
+                                self._http.send(step.request, stream=True), step.answer_limit
+                            )
                         )
                     except httpx.RequestError as exc:
                         outcome = exc
@@ -367,7 +369,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                             outcome = RESIZE
                         else:
                             response = await self._http.send(step.request, stream=True)
-                            outcome = await aread_answer(response)
+                            outcome = await aread_answer(response, step.answer_limit)
                     except httpx.RequestError as exc:
                         outcome = exc
                     step = flow.send(outcome)

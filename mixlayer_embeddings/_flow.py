@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from ._batching import Batch, Plan
+from ._body import Answer, body_limit
 from ._capacity import BIG_BODY_SIZE, CapacityController
 from ._clock import Clock
 from ._concurrency import AdaptiveLimit, Counters
@@ -68,6 +69,8 @@ class Send:
     #: The request's body size, and whether it may be split (more than one item).
     size: int = 0
     splittable: bool = False
+    #: The largest answer body it can need (read no further).
+    answer_limit: int = 1 << 30
     sent_at: float | None = None
 
 
@@ -77,16 +80,6 @@ class Resize:
 
 
 RESIZE = Resize()
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A successful response and its body, read by us: httpx keeps a response in a reference
-    cycle until the garbage collector's next full pass, so a body it held would pile up at
-    corpus scale (measured: +700 MB over 1M texts). Ours is freed as soon as it is parsed."""
-
-    response: httpx.Response
-    content: bytes
 
 
 #: What the runner sends back into a flow: an answer, an error response, or the httpx error.
@@ -224,7 +217,13 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
     while True:
         attempts += 1
         request = ctx.build_request(plan, batch)
-        step = Send(request, tokens, sent.size, len(batch) > 1)
+        step = Send(
+            request,
+            tokens,
+            sent.size,
+            len(batch) > 1,
+            body_limit(len(batch), plan.dimensions),
+        )
         outcome = yield step
         if isinstance(outcome, Resize):
             raise _TooBig(0.0)

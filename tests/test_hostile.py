@@ -184,3 +184,100 @@ def test_the_key_never_crosses_a_plain_http_proxy_in_clear(
 def test_an_https_base_url_through_a_plain_http_proxy_is_a_tunnel_and_allowed(monkeypatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
     MixlayerClient(api_key=KEY, model=MODEL).close()
+
+
+class _Streamed(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that arrives in chunks, as from a socket (``content=`` would be read at once)."""
+
+    def __init__(self, content: bytes, chunk: int = 65536) -> None:
+        self._chunks = [content[i : i + chunk] for i in range(0, len(content), chunk)]
+        self.read = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for chunk in self._chunks:
+            self.read += len(chunk)
+            yield chunk
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        for chunk in self._chunks:
+            self.read += len(chunk)
+            yield chunk
+
+
+def _gzip_bomb(size: int) -> bytes:
+    import gzip
+
+    return gzip.compress(b"[" * size, compresslevel=9)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_gzip_bomb_is_refused_without_inflating_it(flavour) -> None:
+    import asyncio
+
+    from mixlayer_embeddings import AsyncMixlayerClient, ResponseValidationError
+
+    bomb = _gzip_bomb(200_000_000)  # 200 MB inflated, ~200 kB on the wire
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-encoding": "gzip"}, stream=_Streamed(bomb))
+
+    transport = httpx.MockTransport(handler)
+    match = "larger than .* bytes, more than the request can need"
+    if flavour == "sync":
+        with (
+            MixlayerClient(
+                api_key=KEY, model=MODEL, http_client=httpx.Client(transport=transport)
+            ) as client,
+            pytest.raises(ResponseValidationError, match=match),
+        ):
+            client.embed(["a"], dimensions=32)
+        return
+
+    async def go() -> None:
+        async with AsyncMixlayerClient(
+            api_key=KEY, model=MODEL, http_client=httpx.AsyncClient(transport=transport)
+        ) as client:
+            await client.embed(["a"], dimensions=32)
+
+    with pytest.raises(ResponseValidationError, match=match):
+        asyncio.run(go())
+
+
+def test_a_huge_error_body_is_read_only_in_part_and_still_typed() -> None:
+    from mixlayer_embeddings import BadRequestError
+
+    page = b"<html>" + b"x" * 50_000_000 + b"</html>"
+    body = _Streamed(page)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, headers={"content-type": "text/html"}, stream=body)
+
+    transport = httpx.MockTransport(handler)
+    with (
+        MixlayerClient(
+            api_key=KEY, model=MODEL, http_client=httpx.Client(transport=transport)
+        ) as client,
+        pytest.raises(BadRequestError) as info,
+    ):
+        client.embed(["a"])
+    assert len(info.value.response.content) <= 64 * 1024
+    assert body.read < 1_000_000  # the rest was never read
+    assert len(str(info.value)) < 400
+
+
+def test_a_corrupt_gzip_body_is_a_typed_error_not_a_connection_error() -> None:
+    from mixlayer_embeddings import ResponseValidationError
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, headers={"content-encoding": "gzip"}, stream=_Streamed(b"not gzip")
+        )
+
+    transport = httpx.MockTransport(handler)
+    with (
+        MixlayerClient(
+            api_key=KEY, model=MODEL, http_client=httpx.Client(transport=transport)
+        ) as client,
+        pytest.raises(ResponseValidationError, match="not valid gzip"),
+    ):
+        client.embed(["a"])
