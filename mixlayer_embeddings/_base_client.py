@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from ._batching import Batch, Plan, plan_token_batches
+from ._body import ATTEMPT_DEADLINE_READS, Deadline
 from ._capacity import CapacityController
 from ._clock import SYSTEM_CLOCK, Clock
 from ._concurrency import AdaptiveLimit, Counters
@@ -102,6 +103,8 @@ class _BaseClient(Generic[HttpClientT]):
         read_timeout = (self._timeout or DEFAULT_TIMEOUT).read
         if self._timeout is None and isinstance(http_client, (httpx.Client, httpx.AsyncClient)):
             read_timeout = http_client.timeout.read
+        #: How long one attempt may take in all, reading its answer included.
+        self._attempt_seconds = ATTEMPT_DEADLINE_READS * (read_timeout or 60.0)
         #: The tokens in flight and the request size, fitted to the server's capacity.
         self._capacity = CapacityController(
             max_tokens_per_request=config.max_tokens_per_request,
@@ -202,6 +205,9 @@ class _BaseClient(Generic[HttpClientT]):
             after_fork = getattr(shared, "after_fork", None)  # a user's Pacer may have none
             if after_fork is not None:
                 after_fork()
+
+    def _deadline(self, sent_at: float) -> Deadline:
+        return Deadline(sent_at + self._attempt_seconds, self._attempt_seconds, self._clock.now)
 
     def _stream_sizing(self) -> tuple[int, Callable[[Any], int]]:
         """A stream's batches: at most the request budget of estimated tokens."""

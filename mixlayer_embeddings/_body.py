@@ -9,14 +9,22 @@ gigabytes): a success's by what its request can need (``limit``), an error's to
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
 
 from ._exceptions import ResponseValidationError
 
-__all__ = ["ERROR_BODY_LIMIT", "Answer", "aread_answer", "body_limit", "read_answer"]
+__all__ = [
+    "ATTEMPT_DEADLINE_READS",
+    "ERROR_BODY_LIMIT",
+    "Answer",
+    "Deadline",
+    "aread_answer",
+    "body_limit",
+    "read_answer",
+]
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,12 @@ class _Body:
     we ask for) at most a chunk at a time, so a small compressed body cannot grow into a large
     one in memory before the bound is seen."""
 
-    def __init__(self, response: httpx.Response, limit: int) -> None:
+    def __init__(
+        self, response: httpx.Response, limit: int, deadline: Deadline | None = None
+    ) -> None:
         self.response = response
         self.limit = limit
+        self.deadline = deadline
         self.parts: list[bytes] = []
         self.size = 0
         encoding = response.headers.get("content-encoding", "").strip().lower()
@@ -78,6 +89,8 @@ class _Body:
 
     def feed(self, raw: bytes) -> bool:
         """Take a raw chunk; False once the limit is passed (read no more)."""
+        if self.deadline is not None:
+            self.deadline.check(self.response.request)
         if self._inflater is None:
             return self._keep(raw)
         try:
@@ -102,6 +115,27 @@ class _Body:
         return b"".join(self.parts)[: self.limit]
 
 
+class Deadline:
+    """When an attempt must have its whole answer: the read timeout bounds each read, so a body
+    dripping a byte a second would otherwise keep a call alive for hours."""
+
+    def __init__(self, at: float, seconds: float, now: Callable[[], float]) -> None:
+        self.at = at
+        self.seconds = seconds
+        self._now = now
+
+    def check(self, request: httpx.Request) -> None:
+        if self._now() > self.at:
+            # A timeout like any other: the flow splits or retries it, and says which one.
+            timeout = httpx.ReadTimeout("the attempt's deadline passed", request=request)
+            timeout.deadline_seconds = self.seconds  # type: ignore[attr-defined]
+            raise timeout
+
+
+#: An attempt's deadline, in read timeouts: each read may take one, the whole answer this many.
+ATTEMPT_DEADLINE_READS = 4
+
+
 #: Bytes inflated from a compressed body at a time.
 _INFLATE_STEP = 1 << 20
 
@@ -124,9 +158,11 @@ def _already_read(response: httpx.Response) -> bool:
     return hasattr(response, "_content")
 
 
-def read_answer(response: httpx.Response, limit: int) -> Answer | httpx.Response:
+def read_answer(
+    response: httpx.Response, limit: int, deadline: Deadline | None = None
+) -> Answer | httpx.Response:
     try:
-        body = _Body(response, limit if response.is_success else ERROR_BODY_LIMIT)
+        body = _Body(response, limit if response.is_success else ERROR_BODY_LIMIT, deadline)
         if _already_read(response):
             body._inflater = None
             chunks = iter([response.content])
@@ -145,9 +181,11 @@ async def _one(content: bytes) -> AsyncIterator[bytes]:
     yield content
 
 
-async def aread_answer(response: httpx.Response, limit: int) -> Answer | httpx.Response:
+async def aread_answer(
+    response: httpx.Response, limit: int, deadline: Deadline | None = None
+) -> Answer | httpx.Response:
     try:
-        body = _Body(response, limit if response.is_success else ERROR_BODY_LIMIT)
+        body = _Body(response, limit if response.is_success else ERROR_BODY_LIMIT, deadline)
         if _already_read(response):
             body._inflater = None
             chunks = _one(response.content)

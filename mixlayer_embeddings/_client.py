@@ -203,7 +203,9 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                             RESIZE
                             if self._no_longer_fits(step)
                             else read_answer(
-                                self._http.send(step.request, stream=True), step.answer_limit
+                                self._http.send(step.request, stream=True),
+                                step.answer_limit,
+                                self._deadline(step.sent_at),
                             )
                         )
                     except httpx.RequestError as exc:
@@ -369,7 +371,9 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                             outcome = RESIZE
                         else:
                             response = await self._http.send(step.request, stream=True)
-                            outcome = await aread_answer(response, step.answer_limit)
+                            outcome = await aread_answer(
+                                response, step.answer_limit, self._deadline(step.sent_at)
+                            )
                     except httpx.RequestError as exc:
                         outcome = exc
                     step = flow.send(outcome)

@@ -339,6 +339,13 @@ def translate_transport_error(exc: httpx.RequestError) -> APIConnectionError:
     timeouts: dict[str, Any] = (
         request.extensions.get("timeout", {}) if request is not None else {}
     ) or {}
+    deadline = getattr(exc, "deadline_seconds", None)  # set by the body reader
+    if deadline is not None:
+        return APITimeoutError(
+            f"Request timed out{where}: the answer was still arriving after the attempt's "
+            f"deadline of {deadline:g} s (4 read timeouts)",
+            request=request,
+        )
     if isinstance(exc, httpx.TimeoutException):
         phase = _TIMEOUT_PHASES.get(type(exc), "")
         limit = timeouts.get(phase)

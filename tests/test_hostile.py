@@ -281,3 +281,33 @@ def test_a_corrupt_gzip_body_is_a_typed_error_not_a_connection_error() -> None:
         pytest.raises(ResponseValidationError, match="not valid gzip"),
     ):
         client.embed(["a"])
+
+
+def test_a_body_dripping_a_byte_a_second_ends_at_the_attempts_deadline() -> None:
+    from mixlayer_embeddings import APITimeoutError
+
+    clock = FakeClock()
+
+    class Drip(httpx.SyncByteStream):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for _ in range(100_000):  # 27 hours of a byte a second
+                clock.advance(1.0)  # each read well inside the 2 s read timeout
+                yield b" "
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Drip())
+
+    transport = httpx.MockTransport(handler)
+    with (
+        MixlayerClient(
+            api_key=KEY,
+            model=MODEL,
+            http_client=httpx.Client(transport=transport),
+            timeout=2.0,
+            max_retries=0,
+            clock=clock,
+        ) as client,
+        pytest.raises(APITimeoutError, match="deadline of 8 s"),
+    ):
+        client.embed(["a"])
+    assert clock.now() - 1000.0 <= 10  # stopped at 4 read timeouts, not 27 hours
