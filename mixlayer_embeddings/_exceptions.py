@@ -283,7 +283,8 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 def _decode_body(response: httpx.Response) -> object | None:
     try:
         body: object = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nested deeper than the parser goes; the text still says something.
         return response.text or None
     return body
 

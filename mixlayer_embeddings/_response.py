@@ -105,7 +105,10 @@ def _vector(raw: object, index: int, response: httpx.Response) -> list[float]:
     elif isinstance(raw, list):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
             raise _fail(f"data item with index {index} has non-numeric values", response)
-        vector = [float(v) for v in raw]
+        try:
+            vector = [float(v) for v in raw]
+        except OverflowError:  # an integer too large for any float (1e400 written out)
+            raise _fail(f"data item with index {index} holds infinite values", response) from None
     else:
         raise _fail(
             f"data item with index {index} has an embedding of type {type(raw).__name__}", response
@@ -132,7 +135,8 @@ def parse_embedding_response(
     """
     try:
         body: Any = json.loads(content if content is not None else response.content)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the parser goes (a hostile body).
         snippet = (
             (content if content is not None else response.content)[:120]
             .decode("utf-8", "replace")

@@ -311,3 +311,35 @@ def test_a_body_dripping_a_byte_a_second_ends_at_the_attempts_deadline() -> None
     ):
         client.embed(["a"])
     assert clock.now() - 1000.0 <= 10  # stopped at 4 read timeouts, not 27 hours
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (200, b'{"data":[{"index":0,"embedding":[1' + b"0" * 400 + b"]}]}", "infinite"),
+        (200, b"[" * 100_000 + b"]" * 100_000, "not JSON|Untrusted"),
+        (500, b"[" * 100_000 + b"]" * 100_000, "500"),
+        (400, b"[" * 100_000 + b"]" * 100_000, "400"),
+    ],
+)
+def test_hostile_json_bodies_give_typed_errors(status, body, error) -> None:
+    from mixlayer_embeddings import MixlayerError
+
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(status, headers={"content-type": "application/json"}, content=body)
+
+    transport = httpx.MockTransport(handler)
+    with (
+        MixlayerClient(
+            api_key=KEY,
+            model=MODEL,
+            http_client=httpx.Client(transport=transport),
+            clock=FakeClock(),
+        ) as client,
+        pytest.raises(MixlayerError, match=error),
+    ):
+        client.embed(["a"])
+    assert len(sent) == (4 if status == 500 else 1)  # a 500 is still retried, as it should be
