@@ -28,7 +28,16 @@ from ._config import (
     to_timeout,
 )
 from ._exceptions import InvalidParameterError
-from ._flow import Flow, FlowContext, Send, batch_flow
+from ._flow import (
+    DEADLINE_PASSED,
+    RESIZE,
+    DeadlinePassed,
+    Flow,
+    FlowContext,
+    Resize,
+    Send,
+    batch_flow,
+)
 from ._fork import register_for_fork
 from ._options import EmbedOptions
 from ._pacing import Pacer, RatePacer
@@ -52,6 +61,10 @@ _USER_AGENT = (
     f"mixlayer-embeddings/{__version__} httpx/{httpx.__version__} "
     f"python/{platform.python_version()}"
 )
+
+
+def _least(limit: float | None, left: float) -> float:
+    return left if limit is None else min(limit, left)
 
 
 class _BaseClient(Generic[HttpClientT]):
@@ -163,8 +176,22 @@ class _BaseClient(Generic[HttpClientT]):
         *,
         raw: bool = False,
         lazy: bool = False,
+        deadline: float | None = None,
     ) -> Plan:
-        """Validate a call. ``lazy``: the input is a stream, batched as it is read."""
+        """Validate a call. ``lazy``: the input is a stream, batched as it is read.
+        ``deadline``: seconds the whole call may take, retries and pacing included."""
+        if deadline is not None and not (
+            isinstance(deadline, (int, float))
+            and not isinstance(deadline, bool)
+            and 0 < deadline < float("inf")
+        ):
+            raise InvalidParameterError(
+                f"deadline must be seconds greater than 0, or None, got {deadline!r}",
+                param="deadline",
+            )
+        limits = {}
+        if deadline is not None:
+            limits = {"deadline": float(deadline), "deadline_at": self._clock.now() + deadline}
         chosen_model = self._settings.model if model is None else model
         if not isinstance(chosen_model, str) or not chosen_model.strip():
             raise InvalidParameterError(
@@ -174,14 +201,21 @@ class _BaseClient(Generic[HttpClientT]):
         options.validate(spec)
         body = options.body(chosen_model)
         if lazy:
-            return Plan(body, [], False, options.dimensions, chosen_model, -1, raw)
+            return Plan(body, [], False, options.dimensions, chosen_model, -1, raw, **limits)
         normalized = normalize_input(input)
         items = normalized.items
         tokens = [self._estimator.estimate(item) for item in items]
         slices = plan_token_batches(tokens, self.batch_size, self._capacity.request_budget())
         batches = [Batch(a, items[a:b], sum(tokens[a:b])) for a, b in slices]
         return Plan(
-            body, batches, normalized.single, options.dimensions, chosen_model, len(items), raw
+            body,
+            batches,
+            normalized.single,
+            options.dimensions,
+            chosen_model,
+            len(items),
+            raw,
+            **limits,
         )
 
     def _build_request(self, plan: Plan, batch: list[Item]) -> httpx.Request:
@@ -191,13 +225,37 @@ class _BaseClient(Generic[HttpClientT]):
             **self._headers,
             "Authorization": f"Bearer {self._settings.api_key.get_secret_value()}",
         }
-        return self._http.build_request(
-            "POST",
-            self._embeddings_url,
-            json=body,
-            headers=headers,
-            timeout=httpx.USE_CLIENT_DEFAULT if self._timeout is None else self._timeout,
+        timeout: httpx.Timeout | Any = (
+            httpx.USE_CLIENT_DEFAULT if self._timeout is None else self._timeout
         )
+        if plan.deadline_at is not None:
+            # No phase of this attempt may outlast the call.
+            left = max(0.001, plan.deadline_at - self._clock.now())
+            base = self._timeout or self._http.timeout
+            timeout = httpx.Timeout(
+                connect=_least(base.connect, left),
+                read=_least(base.read, left),
+                write=_least(base.write, left),
+                pool=_least(base.pool, left),
+            )
+        return self._http.build_request(
+            "POST", self._embeddings_url, json=body, headers=headers, timeout=timeout
+        )
+
+    def _deadline(self, step: Send) -> Deadline:
+        """When this attempt must have its whole answer: its own bound, or the call's."""
+        assert step.sent_at is not None
+        attempt = Deadline(
+            step.sent_at + self._attempt_seconds,
+            self._attempt_seconds,
+            self._clock.now,
+            "the attempt's deadline",
+        )
+        if step.deadline_at is not None and step.deadline_at < attempt.at:
+            return Deadline(
+                step.deadline_at, step.deadline or 0.0, self._clock.now, "the call's deadline"
+            )
+        return attempt
 
     def _after_fork(self) -> None:
         """In a forked child, before anything is sent: locks no parent's thread holds."""
@@ -206,16 +264,18 @@ class _BaseClient(Generic[HttpClientT]):
             if after_fork is not None:
                 after_fork()
 
-    def _deadline(self, sent_at: float) -> Deadline:
-        return Deadline(sent_at + self._attempt_seconds, self._attempt_seconds, self._clock.now)
-
     def _stream_sizing(self) -> tuple[int, Callable[[Any], int]]:
         """A stream's batches: at most the request budget of estimated tokens."""
         return self._capacity.request_budget(), self._estimator.estimate
 
-    def _no_longer_fits(self, step: Send) -> bool:
-        """Its turn came, but the server's window shrank while it waited: split it instead."""
-        return step.splittable and not self._capacity.fits(step.tokens, step.size)
+    def _unsent(self, step: Send) -> Resize | DeadlinePassed | None:
+        """Why a request whose turn came is not sent after all, if it is not: the call's
+        deadline passed while it waited, or the server's window shrank (split it instead)."""
+        if step.deadline_at is not None and self._clock.now() >= step.deadline_at:
+            return DEADLINE_PASSED
+        if step.splittable and not self._capacity.fits(step.tokens, step.size):
+            return RESIZE
+        return None
 
     def _flow(self, plan: Plan, batch: Batch) -> Flow:
         return batch_flow(self._flow_context, plan, batch)

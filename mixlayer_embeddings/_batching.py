@@ -60,6 +60,9 @@ class Plan:
     total: int
     #: Vectors are kept as their float32 bytes (for the numpy path), never as floats.
     raw: bool = False
+    #: The whole call's deadline: seconds, and when they run out on the client's clock.
+    deadline: float | None = None
+    deadline_at: float | None = None
 
 
 def plan_batches(count: int, batch_size: int) -> list[tuple[int, int]]:

@@ -119,16 +119,23 @@ class Deadline:
     """When an attempt must have its whole answer: the read timeout bounds each read, so a body
     dripping a byte a second would otherwise keep a call alive for hours."""
 
-    def __init__(self, at: float, seconds: float, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        at: float,
+        seconds: float,
+        now: Callable[[], float],
+        what: str = "the attempt's deadline",
+    ) -> None:
         self.at = at
         self.seconds = seconds
         self._now = now
+        self.what = what
 
     def check(self, request: httpx.Request) -> None:
         if self._now() > self.at:
             # A timeout like any other: the flow splits or retries it, and says which one.
-            timeout = httpx.ReadTimeout("the attempt's deadline passed", request=request)
-            timeout.deadline_seconds = self.seconds  # type: ignore[attr-defined]
+            timeout = httpx.ReadTimeout(f"{self.what} passed", request=request)
+            timeout.deadline = f"{self.what} of {self.seconds:g} s"  # type: ignore[attr-defined]
             raise timeout
 
 

@@ -32,7 +32,7 @@ from ._batching import Batch, Plan, aiter_batches, astream_batches, stream_batch
 from ._body import aread_answer, read_answer
 from ._concurrency import AsyncGate, ThreadGate
 from ._config import ClientKwargs
-from ._flow import RESIZE, Flow, Outcome, Sleep
+from ._flow import Flow, Outcome, Sleep
 from ._loop_pool import LoopBinding
 from ._models import EmbeddingResponse
 from ._options import EmbedOptions, OptionKwargs
@@ -92,16 +92,20 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         model: str | None = None,
         encoding_format: str | None = None,
         on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
         **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingResponse:
         """Embed ``input``; ``embeddings[i]`` is the vector of item ``i``.
 
         Options (``input_type``, ``dimensions``, ``normalize``, ``truncate``, ``extra_body``)
         are ``EmbedOptions`` fields; ``extra_body`` adds request fields this package does not
-        name (it may not set ``model``, ``input`` or a named option).
+        name (it may not set ``model``, ``input`` or a named option). ``deadline``: seconds
+        the whole call may take, retries and pacing included (``APITimeoutError`` after).
         """
         options = EmbedOptions(encoding_format=encoding_format, **options_kw)
-        return self.embed_with_options(input, options, model=model, on_progress=on_progress)
+        return self.embed_with_options(
+            input, options, model=model, on_progress=on_progress, deadline=deadline
+        )
 
     def embed_with_options(
         self,
@@ -110,9 +114,10 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         *,
         model: str | None = None,
         on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
     ) -> EmbeddingResponse:
         """``embed`` with its options as one ``EmbedOptions`` value (what the adapters use)."""
-        collector = self._run(self._plan(input, options, model), on_progress)
+        collector = self._run(self._plan(input, options, model, deadline=deadline), on_progress)
         assert isinstance(collector, ListCollector)
         return collector.response()
 
@@ -122,12 +127,13 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         *,
         model: str | None = None,
         on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
         **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingArray:
         """Embed into one C-contiguous float32 numpy array of shape (N, D) (the ``numpy``
         extra). Vectors go from the base64 bytes straight into the array: no Python float is
         made, so memory stays near the array's own size."""
-        plan = self._plan(input, EmbedOptions(**options_kw), model, raw=True)
+        plan = self._plan(input, EmbedOptions(**options_kw), model, raw=True, deadline=deadline)
         collector = self._run(plan, on_progress)
         assert isinstance(collector, ArrayCollector)
         return collector.array()
@@ -160,6 +166,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         model: str | None = None,
         as_array: bool = False,
         skip_rejected: bool = False,
+        deadline: float | None = None,
         **options_kw: Unpack[OptionKwargs],
     ) -> Iterator[EmbeddedBatch[Any]]:
         """Stream: read ``texts`` (any iterable, e.g. a generator over a huge file) in batches
@@ -172,7 +179,9 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         batch's first input index). ``skip_rejected=True``: items the service refuses as
         invalid do not stop the stream; their batch is yielded with ``rejected`` naming them.
         """
-        plan = self._plan([], EmbedOptions(**options_kw), model, raw=as_array, lazy=True)
+        plan = self._plan(
+            [], EmbedOptions(**options_kw), model, raw=as_array, lazy=True, deadline=deadline
+        )
         outcomes = thread_outcomes(
             lambda batch: self._drive(self._flow(plan, batch)),
             stream_batches(texts, self.batch_size, *self._stream_sizing()),
@@ -195,18 +204,14 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                     step = flow.send(None)
                     continue
                 tokens = step.tokens
-                self._gate.enter(tokens)
+                self._gate.enter(tokens, step.deadline_at)
                 step.sent_at = self._clock.now()
                 try:
                     try:
-                        outcome = (
-                            RESIZE
-                            if self._no_longer_fits(step)
-                            else read_answer(
-                                self._http.send(step.request, stream=True),
-                                step.answer_limit,
-                                self._deadline(step.sent_at),
-                            )
+                        outcome = self._unsent(step) or read_answer(
+                            self._http.send(step.request, stream=True),
+                            step.answer_limit,
+                            self._deadline(step),
                         )
                     except httpx.RequestError as exc:
                         outcome = exc
@@ -273,11 +278,14 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         encoding_format: str | None = None,
         on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
         **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingResponse:
         """``MixlayerClient.embed``, awaited."""
         options = EmbedOptions(encoding_format=encoding_format, **options_kw)
-        return await self.embed_with_options(input, options, model=model, on_progress=on_progress)
+        return await self.embed_with_options(
+            input, options, model=model, on_progress=on_progress, deadline=deadline
+        )
 
     async def embed_with_options(
         self,
@@ -286,9 +294,12 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         *,
         model: str | None = None,
         on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
     ) -> EmbeddingResponse:
         """``embed`` with its options as one ``EmbedOptions`` value (what the adapters use)."""
-        collector = await self._run(self._plan(input, options, model), on_progress)
+        collector = await self._run(
+            self._plan(input, options, model, deadline=deadline), on_progress
+        )
         assert isinstance(collector, ListCollector)
         return collector.response()
 
@@ -298,10 +309,11 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         *,
         model: str | None = None,
         on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
         **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingArray:
         """``MixlayerClient.embed_array``, awaited."""
-        plan = self._plan(input, EmbedOptions(**options_kw), model, raw=True)
+        plan = self._plan(input, EmbedOptions(**options_kw), model, raw=True, deadline=deadline)
         collector = await self._run(plan, on_progress)
         assert isinstance(collector, ArrayCollector)
         return collector.array()
@@ -328,11 +340,14 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         as_array: bool = False,
         skip_rejected: bool = False,
+        deadline: float | None = None,
         **options_kw: Unpack[OptionKwargs],
     ) -> AsyncIterator[EmbeddedBatch[Any]]:
         """``MixlayerClient.iter_embed`` as an async iterator; ``texts`` may also be an async
         iterable."""
-        plan = self._plan([], EmbedOptions(**options_kw), model, raw=as_array, lazy=True)
+        plan = self._plan(
+            [], EmbedOptions(**options_kw), model, raw=as_array, lazy=True, deadline=deadline
+        )
         outcomes = await self._pipeline(
             plan, astream_batches(texts, self.batch_size, *self._stream_sizing()), ordered=True
         )
@@ -363,16 +378,15 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                     step = flow.send(None)
                     continue
                 tokens = step.tokens
-                await gate.enter(tokens)
+                await gate.enter(tokens, step.deadline_at)
                 step.sent_at = self._clock.now()
                 try:
                     try:
-                        if self._no_longer_fits(step):
-                            outcome = RESIZE
-                        else:
+                        outcome = self._unsent(step)
+                        if outcome is None:
                             response = await self._http.send(step.request, stream=True)
                             outcome = await aread_answer(
-                                response, step.answer_limit, self._deadline(step.sent_at)
+                                response, step.answer_limit, self._deadline(step)
                             )
                     except httpx.RequestError as exc:
                         outcome = exc

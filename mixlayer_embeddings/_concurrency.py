@@ -87,10 +87,12 @@ class ThreadGate:
     def _free(self, tokens: int) -> bool:
         return self._busy < self._limit.allowed and self._capacity.admits(tokens)
 
-    def enter(self, tokens: int) -> None:
+    def enter(self, tokens: int, latest: float | None = None) -> None:
         # The start is booked before a slot is taken: a slot held while waiting for the pace
         # would add the request's own duration to the spacing.
         wait = self._pacer.reserve()
+        if latest is not None:  # no pace outlasts the call's deadline
+            wait = min(wait, max(0.0, latest - self._clock.now()))
         if wait > 0:
             self._clock.sleep(wait)
         with self._cond:
@@ -126,8 +128,10 @@ class AsyncGate:
     def _free(self, tokens: int) -> bool:
         return self._busy < self._limit.allowed and self._capacity.admits(tokens)
 
-    async def enter(self, tokens: int) -> None:
+    async def enter(self, tokens: int, latest: float | None = None) -> None:
         wait = self._pacer.reserve()
+        if latest is not None:
+            wait = min(wait, max(0.0, latest - self._clock.now()))
         if wait > 0:
             await self._clock.asleep(wait)
         async with self._cond:

@@ -340,11 +340,10 @@ def translate_transport_error(exc: httpx.RequestError) -> APIConnectionError:
     timeouts: dict[str, Any] = (
         request.extensions.get("timeout", {}) if request is not None else {}
     ) or {}
-    deadline = getattr(exc, "deadline_seconds", None)  # set by the body reader
+    deadline = getattr(exc, "deadline", None)  # set by the body reader
     if deadline is not None:
         return APITimeoutError(
-            f"Request timed out{where}: the answer was still arriving after the attempt's "
-            f"deadline of {deadline:g} s (4 read timeouts)",
+            f"Request timed out{where}: the answer was still arriving after {deadline}",
             request=request,
         )
     if isinstance(exc, httpx.TimeoutException):

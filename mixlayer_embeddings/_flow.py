@@ -23,6 +23,7 @@ from ._concurrency import AdaptiveLimit, Counters
 from ._exceptions import (
     APIConnectionError,
     APIError,
+    APITimeoutError,
     BadRequestError,
     InputRejectedError,
     make_status_error,
@@ -35,8 +36,10 @@ from ._tokens import TokenEstimator
 from ._validation import Item
 
 __all__ = [
+    "DEADLINE_PASSED",
     "RESIZE",
     "Answer",
+    "DeadlinePassed",
     "Flow",
     "FlowContext",
     "Outcome",
@@ -71,6 +74,9 @@ class Send:
     splittable: bool = False
     #: The largest answer body it can need (read no further).
     answer_limit: int = 1 << 30
+    #: The call's deadline (seconds, and when on the client's clock), if it has one.
+    deadline: float | None = None
+    deadline_at: float | None = None
     sent_at: float | None = None
 
 
@@ -82,8 +88,15 @@ class Resize:
 RESIZE = Resize()
 
 
+class DeadlinePassed:
+    """What a runner answers a ``Send`` whose turn came after the call's deadline: not sent."""
+
+
+DEADLINE_PASSED = DeadlinePassed()
+
+
 #: What the runner sends back into a flow: an answer, an error response, or the httpx error.
-Outcome = Answer | httpx.Response | httpx.RequestError | Resize | None
+Outcome = Answer | httpx.Response | httpx.RequestError | Resize | DeadlinePassed | None
 Flow = Generator[Send | Sleep, Outcome, ParsedBatch]
 
 
@@ -194,6 +207,14 @@ def _status_of(outcome: Outcome) -> object:
     return type(outcome).__name__
 
 
+def _call_deadline_passed(plan: Plan, attempts: int, elapsed: float) -> APITimeoutError:
+    noun = "attempt" if attempts == 1 else "attempts"
+    return APITimeoutError(
+        f"The call's deadline of {plan.deadline:g} s passed before an answer came "
+        f"({attempts} {noun} over {elapsed:.1f} s); pass a longer deadline= or none"
+    )
+
+
 def _refused_for_size(status: int, error: APIError, size: int) -> bool:
     """A 413, a "request too large" refusal, or a gateway error on a big body."""
     if status == 413:
@@ -215,6 +236,8 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
     attempts = 0
     first_sent = ctx.clock.now()
     while True:
+        if plan.deadline_at is not None and ctx.clock.now() >= plan.deadline_at:
+            raise _call_deadline_passed(plan, attempts, ctx.clock.now() - first_sent)
         attempts += 1
         request = ctx.build_request(plan, batch)
         step = Send(
@@ -223,10 +246,14 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
             sent.size,
             len(batch) > 1,
             body_limit(len(batch), plan.dimensions),
+            plan.deadline,
+            plan.deadline_at,
         )
         outcome = yield step
         if isinstance(outcome, Resize):
             raise _TooBig(0.0)
+        if isinstance(outcome, DeadlinePassed):
+            raise _call_deadline_passed(plan, attempts - 1, ctx.clock.now() - first_sent)
         # Timed from when the gates let it go: waiting for our own window is not the server's.
         sent_at = step.sent_at if step.sent_at is not None else ctx.clock.now()
         elapsed_ms = (ctx.clock.now() - sent_at) * 1000
@@ -310,4 +337,7 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
         # one by one; any other retry waits its own backoff (and, after a timeout, for the
         # server to get through the work it was left with).
         if decision.wait_here:
-            yield Sleep(max(decision.delay, drain))
+            wait = max(decision.delay, drain)
+            if plan.deadline_at is not None:  # no wait outlasts the call
+                wait = min(wait, max(0.0, plan.deadline_at - ctx.clock.now()))
+            yield Sleep(wait)

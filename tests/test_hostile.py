@@ -343,3 +343,54 @@ def test_hostile_json_bodies_give_typed_errors(status, body, error) -> None:
     ):
         client.embed(["a"])
     assert len(sent) == (4 if status == 500 else 1)  # a 500 is still retried, as it should be
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        [error_response(503)] * 20,  # backoff after backoff
+        [error_response(429, headers={"retry-after": "50"})] * 20,  # pacing after pacing
+    ],
+)
+def test_a_call_deadline_bounds_retries_and_pacing(flavour, script) -> None:
+    import asyncio
+
+    from mixlayer_embeddings import APITimeoutError, AsyncMixlayerClient
+
+    service = FakeService()
+    service.script = list(script)
+    clock = FakeClock()
+    settings = {"api_key": KEY, "model": MODEL, "clock": clock, "max_retries": 10}
+    match = "deadline of 3 s passed"
+    if flavour == "sync":
+        transport = httpx.MockTransport(service)
+        with (
+            MixlayerClient(http_client=httpx.Client(transport=transport), **settings) as client,
+            pytest.raises(APITimeoutError, match=match),
+        ):
+            client.embed(["a"], deadline=3)
+    else:
+
+        async def go() -> None:
+            transport = httpx.MockTransport(service)
+            async with AsyncMixlayerClient(
+                http_client=httpx.AsyncClient(transport=transport), **settings
+            ) as client:
+                await client.embed(["a"], deadline=3)
+
+        with pytest.raises(APITimeoutError, match=match):
+            asyncio.run(go())
+    assert clock.now() - 1000.0 <= 3.0 + 1e-6
+    # Every attempt's own timeout was cut to what was left of the call.
+    assert all(r.extensions["timeout"]["read"] <= 3.0 for r in service.requests)
+
+
+def test_a_call_deadline_must_be_seconds() -> None:
+    from mixlayer_embeddings import InvalidParameterError
+
+    with (
+        MixlayerClient(api_key=KEY, model=MODEL) as client,
+        pytest.raises(InvalidParameterError, match="deadline must be seconds"),
+    ):
+        client.embed(["a"], deadline=0)
