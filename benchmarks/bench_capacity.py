@@ -12,7 +12,8 @@ goes on after a client gives up. A fresh emulator serves each run. The grid:
 - each client at its default timeouts, and every client at a read timeout of 2 s ("scaled":
   the default 60 s against a server 30 times slower, or texts 30 times longer).
 
-The corpus of a cell is T x 2 s of work (1 s at 1M tokens/s): that is the ideal time.
+The corpus of a cell is T x 2 s of work (1 s at 1M tokens/s; ``--scale 5``: five times that):
+that is the ideal time.
 Each client runs in its own process and its vectors are checked against the emulator's own
 function; a run that does not finish within 45 s (over 20 times the ideal) counts as not
 completed. Reported per
@@ -141,7 +142,12 @@ def one_run(
         command += ["--timeout", str(timeout)]
     try:
         out = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=RUN_LIMIT_S, check=False
+            command,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=max(RUN_LIMIT_S, 20 * cell["ideal"]),
+            check=False,
         )
         lines = out.stdout.strip().splitlines()
         result = (
@@ -172,10 +178,12 @@ def one_run(
     }
 
 
-def grid() -> list[dict[str, Any]]:
+def grid(
+    scale: float = 1.0, rates: tuple[int, ...] = (20_000, 100_000, 1_000_000)
+) -> list[dict[str, Any]]:
     cells = []
-    for T in (20_000, 100_000, 1_000_000):
-        ideal = 1.0 if T >= 1_000_000 else 2.0
+    for T in rates:
+        ideal = (1.0 if T >= 1_000_000 else 2.0) * scale
         for tokens in (10, 100, 2000):
             count = max(1, int(T * ideal / tokens))
             cells.append({"T": T, "tokens": tokens, "count": count, "ideal": ideal})
@@ -185,6 +193,12 @@ def grid() -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="corpus size: x times 2 s of work (1 s at 1M)"
+    )
+    parser.add_argument("--rates", default="20000,100000,1000000", help="T values, tokens/s")
+    parser.add_argument("--name", default="capacity", help="results/<name>.json")
+    parser.add_argument("--timeouts", default="default,scaled")
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--before", type=Path, help="a checkout of main before issue 18")
     parser.add_argument("--child")
@@ -198,8 +212,11 @@ def main() -> int:
         return 0
     clients = [c for c in args.clients.split(",") if c != "ours-before" or args.before]
     results = []
-    for cell in grid():
-        for timeout_kind, timeout in (("default", None), ("scaled", SCALED_READ_TIMEOUT)):
+    rates = tuple(int(r) for r in args.rates.split(","))
+    kinds = {"default": None, "scaled": SCALED_READ_TIMEOUT}
+    for cell in grid(args.scale, rates):
+        for timeout_kind in args.timeouts.split(","):
+            timeout = kinds[timeout_kind]
             for name in clients:
                 runs = [one_run(name, cell, timeout, args.before) for _ in range(args.repeat)]
                 capacities = [r["capacity"] for r in runs if r["capacity"] is not None]
@@ -217,8 +234,9 @@ def main() -> int:
                 print(json.dumps({k: v for k, v in entry.items() if k != "runs"}), flush=True)
                 # Saved as it goes: a long run interrupted still leaves what it measured.
                 save(
-                    "capacity",
+                    args.name,
                     {
+                        "scale": args.scale,
                         "clients": {c: CLIENTS[c] for c in clients},
                         "scaled_read_timeout_s": SCALED_READ_TIMEOUT,
                         "repeat": args.repeat,

@@ -27,16 +27,17 @@ def _settings(clients: dict[str, str]) -> str:
     return "\n".join(f"- `{name}`: {settings}" for name, settings in clients.items())
 
 
-def capacity() -> str:
-    data = load("capacity")
+def capacity(name: str = "capacity") -> str:
+    data = load(name)
     results = data["results"]
     clients = list(data["clients"])
+    scale = data.get("scale", 1.0)
     lines = [
-        "## Capacity: an inference server (benchmarks/bench_capacity.py)",
+        f"## Capacity: an inference server, corpus x{scale:g} (benchmarks/bench_capacity.py)",
         "",
         f"{_machine(data)}. One accelerator at T tokens/s, first come first served, work going "
-        "on after a client gives up; a corpus of T x 2 s of work (1 s at 1M tokens/s), so the "
-        f"ideal is that. Read timeouts: each client's default, and "
+        f"on after a client gives up; a corpus of T x {2 * scale:g} s of work "
+        f"({scale:g} s at 1M tokens/s), so the ideal is that. Read timeouts: each client's default, and "
         f'{data["scaled_read_timeout_s"]:g} s for every client ("scaled": the default 60 s '
         "against a server 30 times slower). Each cell: completed runs of "
         f"{data.get('repeat', 3)} (every vector checked), fraction of the server's capacity "
@@ -210,6 +211,7 @@ def main() -> int:
     ]
     for name, make in (
         ("capacity", capacity),
+        ("capacity_x5", lambda: capacity("capacity_x5")),
         ("ingest", ingest),
         ("rate_limit", rate_limit),
         ("tokens", tokens),
