@@ -37,7 +37,8 @@ def capacity(name: str = "capacity") -> str:
         "",
         f"{_machine(data)}. One accelerator at T tokens/s, first come first served, work going "
         f"on after a client gives up; a corpus of T x {2 * scale:g} s of work "
-        f"({scale:g} s at 1M tokens/s), so the ideal is that. Read timeouts: each client's default, and "
+        f"({scale:g} s at 1M tokens/s), so the ideal is that. Read timeouts: each client's "
+        "default, and "
         f'{data["scaled_read_timeout_s"]:g} s for every client ("scaled": the default 60 s '
         "against a server 30 times slower). Each cell: completed runs of "
         f"{data.get('repeat', 3)} (every vector checked), fraction of the server's capacity "
