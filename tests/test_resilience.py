@@ -151,7 +151,7 @@ def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
 
     # Each request takes 3 s: the call must stop well before the requests in flight end.
     mixlayer_emulator.state.latency_ms = 3000
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and a fixed script
+    with subprocess.Popen(  # noqa: S603 - our own interpreter and a fixed script
         [
             sys.executable,
             "-c",
@@ -163,16 +163,20 @@ def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "ready"
-    for _ in range(2000):  # until the first requests are in flight
-        if mixlayer_emulator.state.stats()["requests"]:
-            break
-        time.sleep(0.005)
-    sent = time.monotonic()
-    child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=30)
+    ) as child:  # closes its pipes, whatever happens below
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+            for _ in range(2000):  # until the first requests are in flight
+                if mixlayer_emulator.state.stats()["requests"]:
+                    break
+                time.sleep(0.005)
+            sent = time.monotonic()
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
     assert child.returncode != 0
     assert "KeyboardInterrupt" in err
     interrupted_at = float(out.split()[1])  # CLOCK_MONOTONIC is one clock for the machine
