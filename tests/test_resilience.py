@@ -136,7 +136,7 @@ client = MixlayerClient(api_key=sys.argv[2], model=sys.argv[3], base_url=sys.arg
                         batch_size=10, max_concurrency=4)
 print("ready", flush=True)
 try:
-    client.embed([f"text {i}" for i in range(400)], dimensions=32)  # 40 requests: 3 s
+    client.embed([f"text {i}" for i in range(400)], dimensions=32)  # 40 requests of 6 s
 except KeyboardInterrupt:
     print("interrupted", time.monotonic(), flush=True)
     raise
@@ -149,8 +149,8 @@ def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
     import subprocess
     import sys
 
-    # Each request takes 3 s: the call must stop well before the requests in flight end.
-    mixlayer_emulator.state.latency_ms = 3000
+    # Each request takes 6 s: the call must stop well before the requests in flight end.
+    mixlayer_emulator.state.latency_ms = 6000
     with subprocess.Popen(  # noqa: S603 - our own interpreter and a fixed script
         [
             sys.executable,
@@ -173,14 +173,14 @@ def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
                 time.sleep(0.005)
             sent = time.monotonic()
             child.send_signal(signal.SIGINT)
-            out, err = child.communicate(timeout=30)
+            out, err = child.communicate(timeout=120)  # a bound on a hang, not a claim
         finally:
             if child.poll() is None:
                 child.kill()
     assert child.returncode != 0
     assert "KeyboardInterrupt" in err
     interrupted_at = float(out.split()[1])  # CLOCK_MONOTONIC is one clock for the machine
-    assert interrupted_at - sent < 1.5  # the call stops without waiting for its requests
+    assert interrupted_at - sent < 3.0  # the call stops without waiting for its requests
     served = mixlayer_emulator.state.stats()["requests"]
     time.sleep(0.5)
     assert mixlayer_emulator.state.stats()["requests"] == served  # nothing sent after exit
