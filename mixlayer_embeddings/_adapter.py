@@ -139,6 +139,7 @@ class AdapterSettings:
             max_concurrency=c.max_concurrency,
             max_retries=c.max_retries,
             rate=c.rate,
+            max_tokens_per_request=c.max_tokens_per_request,
             batch_size_param=self._name("batch_size"),
         )
         injected = [

@@ -78,6 +78,7 @@ class _BaseClient(Generic[HttpClientT]):
             max_concurrency=config.max_concurrency,
             max_retries=config.max_retries,
             rate=config.rate,
+            max_tokens_per_request=config.max_tokens_per_request,
         )
         if config.proxy is not None and http_client is not None:
             raise InvalidParameterError(

@@ -194,6 +194,7 @@ def check_client_options(
     max_concurrency: object,
     max_retries: object,
     rate: object = None,
+    max_tokens_per_request: object = 1,
     batch_size_param: str = "batch_size",
 ) -> None:
     """Refuse client settings that could only produce requests the service refuses."""
@@ -211,6 +212,12 @@ def check_client_options(
         raise InvalidParameterError(
             f"max_retries must be an integer of at least 0, got {max_retries!r}",
             param="max_retries",
+        )
+    if not _is_token(max_tokens_per_request) or max_tokens_per_request < 1:  # type: ignore[operator]
+        raise InvalidParameterError(
+            "max_tokens_per_request must be an integer of at least 1, got "
+            f"{max_tokens_per_request!r}",
+            param="max_tokens_per_request",
         )
     if rate is not None and not (
         isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 < rate < float("inf")

@@ -394,3 +394,11 @@ def test_a_call_deadline_must_be_seconds() -> None:
         pytest.raises(InvalidParameterError, match="deadline must be seconds"),
     ):
         client.embed(["a"], deadline=0)
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, True])
+def test_a_token_budget_must_be_a_positive_integer(value) -> None:
+    from mixlayer_embeddings import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="max_tokens_per_request must be an integer"):
+        MixlayerClient(api_key=KEY, model=MODEL, max_tokens_per_request=value)
