@@ -130,7 +130,10 @@ async def test_cancelling_an_async_ingest_stops_it_and_leaves_no_tasks(mixlayer_
 
 
 _CTRL_C_CHILD = """
-import sys, time
+import signal, sys, time
+# A shell that starts jobs in the background (nohup, `&` in a script) ignores SIGINT in them,
+# and a child inherits that: this test is about an interrupt reaching the client.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from mixlayer_embeddings import MixlayerClient
 client = MixlayerClient(api_key=sys.argv[2], model=sys.argv[3], base_url=sys.argv[1],
                         batch_size=10, max_concurrency=4)
