@@ -31,7 +31,7 @@ from ._config import ClientConfig, Secret, to_timeout
 from ._exceptions import InvalidParameterError
 from ._options import CALL_OPTION_NAMES, EmbedOptions
 from ._validation import (
-    check_client_options,
+    check_client_config,
     check_default_headers,
     check_text,
     check_texts,
@@ -134,14 +134,7 @@ class AdapterSettings:
         """
         c = self.client.config
         resolved = c.resolve(names=self.renames)
-        check_client_options(
-            batch_size=c.batch_size,
-            max_concurrency=c.max_concurrency,
-            max_retries=c.max_retries,
-            rate=c.rate,
-            max_tokens_per_request=c.max_tokens_per_request,
-            batch_size_param=self._name("batch_size"),
-        )
+        check_client_config(c, batch_size_param=self._name("batch_size"))
         injected = [
             self._name(name) for name in _HTTP_FIELDS if getattr(self.client, name) is not None
         ]

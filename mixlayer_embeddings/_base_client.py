@@ -45,7 +45,7 @@ from ._tokens import TokenEstimator
 from ._validation import (
     EmbeddingInput,
     Item,
-    check_client_options,
+    check_client_config,
     check_default_headers,
     normalize_input,
 )
@@ -73,13 +73,7 @@ class _BaseClient(Generic[HttpClientT]):
     def __init__(self, http_client: object | None, settings: ClientKwargs) -> None:
         config = ClientConfig.from_kwargs(settings, owner=type(self).__name__)
         self._settings: Settings = config.resolve()
-        check_client_options(
-            batch_size=config.batch_size,
-            max_concurrency=config.max_concurrency,
-            max_retries=config.max_retries,
-            rate=config.rate,
-            max_tokens_per_request=config.max_tokens_per_request,
-        )
+        check_client_config(config)
         if config.proxy is not None and http_client is not None:
             raise InvalidParameterError(
                 "proxy applies to the http client this package creates; you passed your own "

@@ -9,7 +9,7 @@ gigabytes): a success's by what its request can need (``limit``), an error's to
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -70,22 +70,43 @@ def _truncated(response: httpx.Response, content: bytes) -> httpx.Response:
 
 
 class _Body:
-    """A body read chunk by chunk up to ``limit`` bytes, inflated here (gzip, the one encoding
-    we ask for) at most a chunk at a time, so a small compressed body cannot grow into a large
-    one in memory before the bound is seen."""
+    """A body read chunk by chunk up to a bound (``limit`` for a success, ``ERROR_BODY_LIMIT``
+    for an error), inflated here (gzip, the one encoding we ask for) at most a chunk at a time,
+    so a small compressed body cannot grow into a large one in memory before the bound is
+    seen. Where its bytes come from is decided once: the raw stream (inflated here), httpx's
+    own decoders (an encoding we did not ask for), or a body read already (an in-memory
+    response: a mock transport's, a recording's)."""
 
     def __init__(
         self, response: httpx.Response, limit: int, deadline: Deadline | None = None
     ) -> None:
         self.response = response
-        self.limit = limit
+        self.limit = limit if response.is_success else ERROR_BODY_LIMIT
         self.deadline = deadline
         self.parts: list[bytes] = []
         self.size = 0
         encoding = response.headers.get("content-encoding", "").strip().lower()
+        if hasattr(response, "_content"):
+            self.source = "content"
+        elif encoding in ("", "identity", "gzip", "x-gzip"):
+            self.source = "raw"
+        else:
+            self.source = "decoded"
         self._inflater = (
-            zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding in ("gzip", "x-gzip") else None
+            zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if self.source == "raw" and encoding in ("gzip", "x-gzip")
+            else None
         )
+
+    def chunks(self) -> Iterator[bytes]:
+        if self.source == "content":
+            return iter([self.response.content])
+        return self.response.iter_raw() if self.source == "raw" else self.response.iter_bytes()
+
+    def achunks(self) -> AsyncIterator[bytes]:
+        if self.source == "content":
+            return _one(self.response.content)
+        return self.response.aiter_raw() if self.source == "raw" else self.response.aiter_bytes()
 
     def feed(self, raw: bytes) -> bool:
         """Take a raw chunk; False once the limit is passed (read no more)."""
@@ -147,11 +168,6 @@ ATTEMPT_DEADLINE_READS = 4
 _INFLATE_STEP = 1 << 20
 
 
-def _known_encoding(response: httpx.Response) -> bool:
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    return encoding in ("", "identity", "gzip", "x-gzip")
-
-
 def _finish(body: _Body, complete: bool) -> Answer | httpx.Response:
     if body.response.is_success:
         if not complete:
@@ -160,25 +176,12 @@ def _finish(body: _Body, complete: bool) -> Answer | httpx.Response:
     return _truncated(body.response, body.content())
 
 
-def _already_read(response: httpx.Response) -> bool:
-    """An in-memory response (a mock transport's, a recording's): its body is read already."""
-    return hasattr(response, "_content")
-
-
 def read_answer(
     response: httpx.Response, limit: int, deadline: Deadline | None = None
 ) -> Answer | httpx.Response:
     try:
-        body = _Body(response, limit if response.is_success else ERROR_BODY_LIMIT, deadline)
-        if _already_read(response):
-            body._inflater = None
-            chunks = iter([response.content])
-        elif not _known_encoding(response):  # not one we asked for: httpx's own decoders
-            chunks = response.iter_bytes()
-            body._inflater = None
-        else:
-            chunks = response.iter_raw()
-        complete = all(body.feed(chunk) for chunk in chunks)
+        body = _Body(response, limit, deadline)
+        complete = all(body.feed(chunk) for chunk in body.chunks())
         return _finish(body, complete)
     finally:
         response.close()
@@ -192,17 +195,9 @@ async def aread_answer(
     response: httpx.Response, limit: int, deadline: Deadline | None = None
 ) -> Answer | httpx.Response:
     try:
-        body = _Body(response, limit if response.is_success else ERROR_BODY_LIMIT, deadline)
-        if _already_read(response):
-            body._inflater = None
-            chunks = _one(response.content)
-        elif not _known_encoding(response):
-            chunks = response.aiter_bytes()
-            body._inflater = None
-        else:
-            chunks = response.aiter_raw()
+        body = _Body(response, limit, deadline)
         complete = True
-        async for chunk in chunks:
+        async for chunk in body.achunks():
             if not body.feed(chunk):
                 complete = False
                 break

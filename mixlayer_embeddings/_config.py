@@ -6,7 +6,7 @@ import difflib
 import ipaddress
 import os
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
 
@@ -40,6 +40,7 @@ __all__ = [
     "proxy_for",
     "resolve_settings",
     "to_timeout",
+    "unexpected_keyword",
 ]
 
 API_KEY_ENV = "MIXLAYER_API_KEY"
@@ -196,6 +197,13 @@ def _pick(explicit: str | None, env: Mapping[str, str], name: str) -> str | None
         return explicit
     value = env.get(name, "").strip()
     return value or None
+
+
+def unexpected_keyword(owner: str, name: str, known: Sequence[str], listing: str) -> TypeError:
+    """The error for a keyword ``owner`` does not take, naming the one most likely meant."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return TypeError(f"{owner} got an unexpected keyword argument {name!r}{hint}; {listing}")
 
 
 def proxy_for(
@@ -363,11 +371,8 @@ class ClientConfig:
         names = [f.name for f in fields(cls)]
         for key in kwargs:
             if key not in names:
-                close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise TypeError(
-                    f"{owner} got an unexpected keyword argument {key!r}{hint}; "
-                    f"its settings are: http_client, {', '.join(names)}"
+                raise unexpected_keyword(
+                    owner, key, names, f"its settings are: http_client, {', '.join(names)}"
                 )
         return cls(**kwargs)
 

@@ -6,12 +6,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ._config import MAX_BATCH_SIZE, ModelSpec
+from ._config import MAX_BATCH_SIZE, ClientConfig, ModelSpec
 from ._exceptions import InvalidInputError, InvalidParameterError
 
 __all__ = [
     "EmbeddingInput",
     "NormalizedInput",
+    "check_client_config",
     "check_client_options",
     "check_default_headers",
     "check_text",
@@ -226,6 +227,19 @@ def check_client_options(
             f"rate must be requests per second greater than 0, or None, got {rate!r}",
             param="rate",
         )
+
+
+def check_client_config(config: ClientConfig, *, batch_size_param: str = "batch_size") -> None:
+    """``check_client_options`` for every numeric setting of ``config`` (one list of them, for
+    the clients and the adapters alike)."""
+    check_client_options(
+        batch_size=config.batch_size,
+        max_concurrency=config.max_concurrency,
+        max_retries=config.max_retries,
+        rate=config.rate,
+        max_tokens_per_request=config.max_tokens_per_request,
+        batch_size_param=batch_size_param,
+    )
 
 
 #: Headers this package sets itself; a default header may not replace them.

@@ -17,7 +17,6 @@ mechanism)::
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -31,6 +30,7 @@ from ._config import (
     ClientKwargs,
     environment_value,
     lookup_model,
+    unexpected_keyword,
 )
 from ._extras import require
 from ._options import EmbedOptions, OptionKwargs
@@ -72,11 +72,8 @@ def _split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     known = sorted((_CLIENT_NAMES | _OPTION_NAMES) - {"api_key"})
     for name in settings:
         if name not in _CLIENT_NAMES and name not in _OPTION_NAMES:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TypeError(
-                f"MixlayerEmbedder got an unexpected keyword argument {name!r}{hint}; "
-                f"it takes: {', '.join(known)}"
+            raise unexpected_keyword(
+                "MixlayerEmbedder", name, known, f"it takes: {', '.join(known)}"
             )
     client = {k: v for k, v in settings.items() if k in _CLIENT_NAMES}
     options = {k: v for k, v in settings.items() if k in _OPTION_NAMES}
