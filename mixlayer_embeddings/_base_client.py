@@ -216,10 +216,6 @@ class _BaseClient(Generic[HttpClientT]):
     def _build_request(self, plan: Plan, batch: list[Item]) -> httpx.Request:
         body = dict(plan.body)
         body["input"] = batch[0] if plan.single else batch
-        headers = {
-            **self._headers,
-            "Authorization": f"Bearer {self._settings.api_key.get_secret_value()}",
-        }
         timeout: httpx.Timeout | Any = (
             httpx.USE_CLIENT_DEFAULT if self._timeout is None else self._timeout
         )
@@ -233,9 +229,13 @@ class _BaseClient(Generic[HttpClientT]):
                 write=_least(base.write, left),
                 pool=_least(base.pool, left),
             )
-        return self._http.build_request(
-            "POST", self._embeddings_url, json=body, headers=headers, timeout=timeout
+        request = self._http.build_request(
+            "POST", self._embeddings_url, json=body, headers=self._headers, timeout=timeout
         )
+        # Set last and held by no local: a traceback formatted with its locals (rich, sentry)
+        # then shows only httpx's Headers, whose repr hides this value.
+        request.headers["Authorization"] = f"Bearer {self._settings.api_key.get_secret_value()}"
+        return request
 
     def _deadline(self, step: Send) -> Deadline:
         """When this attempt must have its whole answer: its own bound, or the call's."""

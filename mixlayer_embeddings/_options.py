@@ -8,6 +8,7 @@ client method takes them as ``**options`` (typed by ``Unpack``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
@@ -56,6 +57,15 @@ def check_extra_body(extra: object, *, param: str = "extra_body") -> dict[str, A
             f"Use {RESERVED_BODY_KEYS[name]} instead.",
             param=param,
         )
+    for name, value in extra.items():
+        try:
+            # The body is JSON: a value it cannot carry (an object, NaN) is refused here, by name,
+            # not as a TypeError from deep in the request build.
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(
+                f"{param}[{name!r}] cannot be sent as JSON: {exc}", param=param
+            ) from None
     return dict(extra)
 
 

@@ -190,8 +190,12 @@ def parse_embedding_response(
     if isinstance(usage_raw, dict):
         prompt = usage_raw.get("prompt_tokens")
         total = usage_raw.get("total_tokens", prompt)
-        usage = Usage(
-            prompt if isinstance(prompt, int) else 0, total if isinstance(total, int) else 0
-        )
+        usage = Usage(_count(prompt), _count(total))
     model = body.get("model")
     return ParsedBatch(vectors, model if isinstance(model, str) else "", usage)
+
+
+def _count(value: object) -> int:
+    """A token count as reported, or 0 when it is not one (a bool, a negative, a float): usage
+    feeds the token estimator and the users' cost figures, so nonsense must not enter either."""
+    return value if type(value) is int and value >= 0 else 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 
 import httpx
 import pytest
 from conftest import KEY, MODEL, FakeClock, FakeService, error_response
 
-from mixlayer_embeddings import MixlayerClient
+from mixlayer_embeddings import AsyncMixlayerClient, MixlayerClient, MixlayerError
 from mixlayer_embeddings._pacing import MAX_HOLD, RatePacer
 from mixlayer_embeddings._retry import MAX_RETRY_AFTER, parse_retry_after
 
@@ -402,3 +403,58 @@ def test_a_token_budget_must_be_a_positive_integer(value) -> None:
 
     with pytest.raises(InvalidParameterError, match="max_tokens_per_request must be an integer"):
         MixlayerClient(api_key=KEY, model=MODEL, max_tokens_per_request=value)
+
+
+def _formatted_with_locals(exc: BaseException) -> str:
+    """What rich, sentry or ``traceback`` with ``capture_locals`` print for ``exc``."""
+    return "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+
+
+def _timing_out(request: httpx.Request) -> httpx.Response:
+    raise httpx.ReadTimeout("no answer", request=request)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "handler"),
+    [
+        ({"extra_body": {"x": float("nan")}}, None),  # refused while building the request
+        ({"extra_body": {"x": object()}}, None),
+        ({}, _timing_out),  # raised by the transport, while the request is in flight
+        ({}, lambda request: error_response(401)(request)),
+        ({}, lambda request: error_response(500)(request)),
+    ],
+)
+def test_a_traceback_formatted_with_its_locals_never_shows_the_key(kwargs, handler) -> None:
+    transport = httpx.MockTransport(handler or FakeService())
+    with (
+        MixlayerClient(
+            api_key=KEY, model=MODEL, max_retries=0, http_client=httpx.Client(transport=transport)
+        ) as client,
+        pytest.raises(MixlayerError) as info,  # on main: a TypeError / ValueError
+    ):
+        client.embed(["a"], **kwargs)
+    assert KEY not in _formatted_with_locals(info.value)
+
+
+async def test_an_async_traceback_formatted_with_its_locals_never_shows_the_key() -> None:
+    transport = httpx.MockTransport(_timing_out)
+    async with AsyncMixlayerClient(
+        api_key=KEY, model=MODEL, max_retries=0, http_client=httpx.AsyncClient(transport=transport)
+    ) as client:
+        for kwargs in ({"extra_body": {"x": float("nan")}}, {}):
+            with pytest.raises(MixlayerError) as info:
+                await client.embed(["a"], **kwargs)
+            assert KEY not in _formatted_with_locals(info.value)
+
+
+@pytest.mark.parametrize("reported", ["-5", "true", "1.5", '"12"', "1e400"])
+def test_a_usage_that_is_not_a_count_is_read_as_zero_not_trusted(reported) -> None:
+    body = '{"data":[{"index":0,"embedding":[1.0]}],"usage":{"prompt_tokens":%s,"total_tokens":%s}}'
+    content = (body % (reported, reported)).encode()
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=content))
+    with MixlayerClient(
+        api_key=KEY, model=MODEL, http_client=httpx.Client(transport=transport)
+    ) as client:
+        usage = client.embed(["a" * 300]).usage
+        assert (usage.prompt_tokens, usage.total_tokens) == (0, 0)
+        assert client._estimator.bytes_per_token == 3.0  # learned nothing from it
