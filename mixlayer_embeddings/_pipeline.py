@@ -10,8 +10,8 @@ cancels the requests in flight.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import queue
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Generator, Iterator
 from typing import Any
 
@@ -42,13 +42,7 @@ def thread_outcomes(
         except BaseException as exc:
             finished.put((position, exc))
 
-    pool = (
-        None
-        if inline
-        else concurrent.futures.ThreadPoolExecutor(
-            max_workers=window, thread_name_prefix="mixlayer-embed"
-        )
-    )
+    pool = None if inline else DaemonWorkers(window)
     pending: dict[int, Batch] = {}
     done: dict[int, Outcome] = {}
     submitted = taken = 0
@@ -86,9 +80,58 @@ def thread_outcomes(
                 yield result
     finally:
         # On an error, a close or Ctrl-C: drop the batches not yet started and return at
-        # once; the ones in flight end with their request.
+        # once; the ones in flight end with their request, and never hold the process open.
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown()
+
+
+class DaemonWorkers:
+    """Up to ``size`` daemon threads taking jobs from a queue, started as jobs arrive.
+
+    Not a ``ThreadPoolExecutor``: its threads are joined when the interpreter exits, so after
+    Ctrl-C the process stayed alive until every request in flight had its answer (up to the
+    read timeout), and a second Ctrl-C printed a traceback from that join. A request of an
+    abandoned call has nobody waiting for it; its thread may die with the process.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[..., None], *args: Any) -> None:
+        with self._lock:
+            if self._idle == 0 and len(self._threads) < self._size:
+                thread = threading.Thread(target=self._work, name="mixlayer-embed", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._idle -= 1
+        self._jobs.put((job, args))
+
+    def _work(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job, args = item
+            job(*args)
+            with self._lock:
+                self._idle += 1
+
+    def shutdown(self) -> None:
+        """Drop the jobs not started; each thread ends after its current job."""
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._jobs.put(None)
 
 
 async def task_outcomes(

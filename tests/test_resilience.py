@@ -177,6 +177,7 @@ def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
             sent = time.monotonic()
             child.send_signal(signal.SIGINT)
             out, err = child.communicate(timeout=120)  # a bound on a hang, not a claim
+            exited = time.monotonic()
         finally:
             if child.poll() is None:
                 child.kill()
@@ -184,6 +185,8 @@ def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
     assert "KeyboardInterrupt" in err
     interrupted_at = float(out.split()[1])  # CLOCK_MONOTONIC is one clock for the machine
     assert interrupted_at - sent < 3.0  # the call stops without waiting for its requests
+    assert exited - sent < 3.0  # and the process exits: no thread holds it for 6 s
+    assert "_python_exit" not in err  # no join of worker threads at exit
     served = mixlayer_emulator.state.stats()["requests"]
     time.sleep(0.5)
     assert mixlayer_emulator.state.stats()["requests"] == served  # nothing sent after exit
