@@ -244,7 +244,13 @@ def resolve_settings(
     message names the argument its user can actually pass.
     """
     env = os.environ if environ is None else environ
-    named = {"api_key": "api_key", "model": "model", "base_url": "base_url", **(names or {})}
+    named = {
+        "api_key": "api_key",
+        "model": "model",
+        "base_url": "base_url",
+        "allow_insecure_http": "allow_insecure_http=True",
+        **(names or {}),
+    }
     key = api_key if isinstance(api_key, Secret) else _pick(api_key, env, API_KEY_ENV)
     if isinstance(key, Secret):
         key = key.get_secret_value()
@@ -297,7 +303,7 @@ def resolve_settings(
     if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
         raise InsecureTransportError(
             f"Refusing to send the API key over plain http:// to {url.host}: use https://, "
-            "or pass allow_insecure_http=True if this network is trusted."
+            f"or pass {named['allow_insecure_http']} if this network is trusted."
         )
     # Keep a trailing slash so relative joins ("embeddings") land under the version prefix.
     if not url.raw_path.endswith(b"/"):
@@ -394,10 +400,15 @@ class ClientConfig:
             and not self.allow_insecure_http
             and not _is_loopback(proxy.host)
         ):
+            named = {
+                "allow_insecure_http": "allow_insecure_http=True",
+                "trust_env": "trust_env=False",
+                **(names or {}),
+            }
             raise InsecureTransportError(
                 f"Refusing to send the API key over plain http:// through the proxy "
                 f"{proxy.host}: it would read the key. Use an https:// base_url (the proxy then "
-                "only tunnels), trust_env=False to ignore the environment's proxy settings, or "
-                "allow_insecure_http=True if that proxy is trusted."
+                f"only tunnels), {named['trust_env']} to ignore the environment's proxy "
+                f"settings, or {named['allow_insecure_http']} if that proxy is trusted."
             )
         return settings

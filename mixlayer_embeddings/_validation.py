@@ -17,6 +17,7 @@ __all__ = [
     "check_default_headers",
     "check_text",
     "check_texts",
+    "is_utf8",
     "normalize_input",
     "validate_options",
 ]
@@ -62,7 +63,7 @@ def normalize_input(value: object) -> NormalizedInput:
     if isinstance(value, str):
         if not value:
             raise InvalidInputError("input strings must not be empty", indexes=[0])
-        if not _is_utf8(value):
+        if not is_utf8(value):
             raise InvalidInputError(_NOT_UTF8, indexes=[0])
         return NormalizedInput([value], "text", single=True)
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence):
@@ -90,7 +91,7 @@ def normalize_input(value: object) -> NormalizedInput:
                 wrong_type.append(i)
             elif not item:
                 empty.append(i)
-            elif not _is_utf8(item):
+            elif not is_utf8(item):
                 not_utf8.append(i)
             else:
                 items.append(item)
@@ -123,7 +124,7 @@ _NOT_UTF8 = (
 )
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
     """Can ``text`` be sent as UTF-8? (Not when it holds a lone surrogate.)"""
     if text.isascii():
         return True

@@ -61,10 +61,10 @@ def test_jsonl_to_parquet_with_rejects(env, tmp_path, capsys) -> None:
     assert rows == good and ids == [f"doc-{i}" for i in good]
     expected = embed_items([bodies[i] for i in good], dimensions=64, input_type="document")
     assert np.array_equal(vectors, expected)
-    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in (out / "_rejects.jsonl").read_text().splitlines()]
     assert [(r["row"], r["id"]) for r in rejects] == [(4, "doc-4"), (57, "doc-57")]
     assert rejects[1]["error"].startswith("invalid_input: ")
-    summary = json.loads((out / "manifest.json").read_text())["completed"]
+    summary = json.loads((out / "_manifest.json").read_text())["completed"]
     assert summary["rows"] == 95 and summary["rejected"] == 2
     assert "95 rows in" in capsys.readouterr().err
 
@@ -150,7 +150,7 @@ def test_resume_after_a_crash_at_each_stage(env, tmp_path, monkeypatch, stage, w
     assert np.array_equal(
         vectors, embed_items([bodies[i] for i in good], dimensions=64, input_type="document")
     )
-    rejects = (out / "rejects.jsonl").read_text().splitlines()
+    rejects = (out / "_rejects.jsonl").read_text().splitlines()
     assert [json.loads(line)["row"] for line in rejects] == [33]
     assert not list(out.glob("*.tmp"))
 
@@ -160,17 +160,50 @@ def test_a_changed_input_is_refused_unless_restart(env, tmp_path, capsys) -> Non
     out = tmp_path / "out"
     argv = [str(source), str(out), *ARGS, "--no-progress"]
     assert bulk.main(argv) == 0
-    write_jsonl(source, [*texts(30), "one more"])
+    # One text edited in place: same size, and the modification time put back.
+    before = source.stat()
+    source.write_text(source.read_text().replace("row 17 about", "row 17 abuot"))
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert source.stat().st_size == before.st_size
     assert bulk.main(argv) == bulk.EXIT_MISMATCH
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"mixlayer-embed: {out} holds vectors of another run: the input file ")
-    assert err.endswith("Use another output directory, or --restart to discard it.")
+    assert err.startswith("mixlayer-embed: the input changed: rows 10 to 19 differ from those ")
+    assert err.endswith("Use --restart to embed it again, or another output directory.")
     changed = [*argv[:-1], "--dimensions", "128", "--no-progress"]
     assert bulk.main([str(source), str(out), "--text-field", "body", "--restart", "--no-progress",
                       "--dimensions", "128"]) == 0  # fmt: skip
     assert bulk.main(changed) == bulk.EXIT_MISMATCH
+    assert "other settings (id_field, id_type)" in capsys.readouterr().err
     _, rows, vectors = read_parquet(out)
-    assert len(rows) == 31 and vectors.shape == (31, 128)
+    assert len(rows) == 30 and vectors.shape == (30, 128)
+
+
+def test_a_touched_copied_or_appended_input_resumes_without_resending(env, tmp_path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", texts(30))
+    out = tmp_path / "out"
+    assert bulk.main([str(source), str(out), *ARGS, "--no-progress"]) == 0
+    sent = env.state.items
+    os.utime(source)  # touch
+    assert bulk.main([str(source), str(out), *ARGS, "--no-progress"]) == 0
+    copy = tmp_path / "downloaded-again.jsonl"
+    copy.write_bytes(source.read_bytes())
+    assert bulk.main([str(copy), str(out), *ARGS, "--no-progress"]) == 0
+    assert env.state.items == sent  # the written rows were checked, not sent again
+    write_jsonl(copy, [*texts(30), "one more"])
+    assert bulk.main([str(copy), str(out), *ARGS, "--no-progress"]) == 0
+    assert env.state.items == sent + 1  # only the appended row
+    _, rows, _ = read_parquet(out)
+    assert rows == list(range(31))
+
+
+def test_a_run_on_another_service_is_refused(env, tmp_path, monkeypatch, capsys) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", texts(30))
+    out = tmp_path / "out"
+    assert bulk.main([str(source), str(out), *ARGS, "--no-progress"]) == 0
+    other = env.base_url.replace("127.0.0.1", "localhost")
+    argv = [str(source), str(out), *ARGS, "--no-progress", "--base-url", other]
+    assert bulk.main(argv) == bulk.EXIT_MISMATCH
+    assert "other settings (base_url)" in capsys.readouterr().err
 
 
 def test_a_batch_that_fails_for_good_then_a_rerun(env, tmp_path, capsys) -> None:
@@ -200,7 +233,7 @@ def test_no_model_is_the_cores_configuration_error_not_a_silent_default(
     source = write_jsonl(tmp_path / "in.jsonl", texts(3))
     assert bulk.main([str(source), str(tmp_path / "out"), *ARGS, "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "No embedding model: pass model=... or set the MIXLAYER_EMBEDDING_MODEL" in err
+    assert "No embedding model: pass --model=... or set the MIXLAYER_EMBEDDING_MODEL" in err
     assert env.state.requests == 0 and not (tmp_path / "out").exists()
 
 
@@ -222,5 +255,5 @@ def test_every_option_and_client_setting_has_a_flag_that_reaches_the_wire(
         "truncate": True,
         "input_type": "query",
     }
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
     assert manifest["settings"]["normalize"] is True and manifest["settings"]["truncate"] is True

@@ -1,0 +1,221 @@
+"""``mixlayer-embed``'s input: rows read as a stream, each either sendable or a reject.
+
+The rule: a bad row (no text field, a text that is not a string, empty, not valid Unicode, a
+line that is not JSON, an id of the wrong type) becomes a reject with its reason, and the run
+goes on; only a file that cannot be read as asked (unknown type, a missing column, no such
+file) stops it.
+
+Every row also feeds a digest of the rows' ids and texts (``RowDigest``): a resumed run checks
+each written part against the rows it reads again, so the fingerprint is the content itself
+(a ``touch`` or a copy still resumes; an edit of the same size is refused), computed as the
+input is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._extras import require
+from ._validation import is_utf8
+
+__all__ = [
+    "ID_TYPES",
+    "Refused",
+    "Row",
+    "RowDigest",
+    "count_rows",
+    "id_type_of",
+    "read_rows",
+    "text_key",
+]
+
+#: The id column's type in Parquet output, by name (recorded in the manifest).
+ID_TYPES = ("int64", "string", "float64")
+
+
+class Refused(Exception):
+    """The run cannot start or go on; the message says why and what to do."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Row:
+    """One input row. ``text`` is what the row holds (the raw line when it is not JSON);
+    ``problem`` says why it cannot be sent, or is None."""
+
+    number: int
+    id: Any
+    text: Any
+    problem: str | None = None
+
+
+class RowDigest:
+    """A running SHA-256 of rows' ids and texts: what a written part was made from."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def add(self, row: Row) -> None:
+        # ensure_ascii: a lone surrogate is written as an escape, not refused by the encoder.
+        self._hash.update(json.dumps([row.id, row.text], default=str).encode("ascii"))
+        self._hash.update(b"\n")
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def text_key(text: str) -> str:
+    """A short hash of one text: what ``--update`` compares to know a row's text changed."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def problem_of(text: Any) -> str | None:
+    """Why ``text`` cannot be sent, or None."""
+    if not isinstance(text, str):
+        shown = json.dumps(text, default=str)
+        return f"the text is {type(text).__name__} {shown[:40]}, not a string"
+    if not text.strip():
+        return "empty text (not sent)"
+    if not is_utf8(text):
+        return (
+            "the text is not valid Unicode (a lone surrogate, often from bytes that are not UTF-8)"
+        )
+    return None
+
+
+def id_type_of(path: Path, id_field: str | None) -> str:
+    """The id column's type for this input: the Parquet column's, the first non-null JSON id's
+    (integers stay integers), text for CSV, the row number (an integer) without ``--id-field``."""
+    suffix = path.suffix.lower()
+    if id_field is None:
+        return "int64"
+    if suffix == ".csv":
+        return "string"
+    if suffix == ".parquet":
+        (pq,) = require("bulk", "pyarrow.parquet", feature="Reading Parquet")
+        field_type = pq.ParquetFile(path).schema_arrow.field(id_field).type
+        return str(field_type)
+    if suffix == ".jsonl":
+        with path.open(encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                try:
+                    value = json.loads(line).get(id_field)
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(value, bool) or value is None:
+                    continue
+                if isinstance(value, int):
+                    return "int64"
+                if isinstance(value, float):
+                    return "float64"
+                return "string"
+    return "string"
+
+
+def _id_problem(value: Any, id_type: str, id_field: str) -> str | None:
+    if value is None:
+        return None  # a null id stays null
+    fits = {
+        "int64": isinstance(value, int) and not isinstance(value, bool),
+        "float64": isinstance(value, int | float) and not isinstance(value, bool),
+        "string": isinstance(value, str),
+    }.get(id_type, True)
+    if fits:
+        return None
+    return f"the id {json.dumps(value, default=str)[:40]} is not of this file's id type ({id_type})"
+
+
+def read_rows(path: Path, text_field: str, id_field: str | None, id_type: str) -> Iterator[Row]:
+    """Every data row of the input, numbered from 0, as a stream."""
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        # surrogateescape: bytes that are not UTF-8 make that row a reject, not a crash.
+        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+            for number, line in enumerate(f):
+                text = line.rstrip("\r\n")
+                yield Row(number, number, text, problem_of(text))
+    elif suffix == ".jsonl":
+        with path.open(encoding="utf-8", errors="surrogateescape") as f:
+            for number, line in enumerate(f):
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    text = line.rstrip("\r\n")
+                    yield Row(number, None, text, f"line {number + 1} is not JSON: {exc}")
+                    continue
+                yield _row(number, record, text_field, id_field, id_type)
+    elif suffix == ".csv":
+        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+            reader = csv.DictReader(f)
+            _check_columns(path, reader.fieldnames or [], text_field, id_field)
+            for number, record in enumerate(reader):
+                yield _row(number, record, text_field, id_field, id_type)
+    elif suffix == ".parquet":
+        (pq,) = require("bulk", "pyarrow.parquet", feature="Reading Parquet")
+        source = pq.ParquetFile(path)
+        _check_columns(path, source.schema_arrow.names, text_field, id_field)
+        columns = [text_field] + ([id_field] if id_field else [])
+        number = 0
+        for batch in source.iter_batches(batch_size=8192, columns=columns):
+            records = batch.to_pydict()
+            for i, text in enumerate(records[text_field]):
+                row_id = records[id_field][i] if id_field else number
+                yield Row(number, row_id, text, problem_of(text))
+                number += 1
+    else:
+        raise Refused(
+            f"{path}: unknown input type {suffix!r}: use .jsonl, .csv, .txt or .parquet", 2
+        )
+
+
+def _check_columns(path: Path, names: Sequence[str], text_field: str, id_field: str | None) -> None:
+    for field, flag in ((text_field, "--text-field"), (id_field, "--id-field")):
+        if field is not None and field not in names:
+            raise Refused(
+                f"{path} has no column {field!r} (see {flag}); its columns are: "
+                + ", ".join(repr(n) for n in names),
+                2,
+            )
+
+
+def _row(number: int, record: Any, text_field: str, id_field: str | None, id_type: str) -> Row:
+    if not isinstance(record, dict):
+        kind = type(record).__name__
+        return Row(number, None, record, f"the row is a JSON {kind}, not an object")
+    row_id = record.get(id_field) if id_field is not None else number
+    if id_field is not None and id_field not in record:
+        return Row(number, None, record.get(text_field), f"no field {id_field!r} (see --id-field)")
+    if text_field not in record:
+        return Row(number, row_id, None, f"no field {text_field!r} (see --text-field)")
+    text = record[text_field]
+    problem = (
+        _id_problem(row_id, id_type, id_field or "") if id_field is not None else None
+    ) or problem_of(text)
+    return Row(number, row_id, text, problem)
+
+
+def count_rows(path: Path) -> int | None:
+    """The input's rows, for the progress bar's total, when cheap to know."""
+    suffix = path.suffix.lower()
+    if path.stat().st_size >= 2 << 30:
+        return None
+    if suffix in (".txt", ".jsonl"):
+        with path.open("rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    if suffix == ".csv":
+        # Quoted fields may hold newlines: count records, not lines (the C reader is fast).
+        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+            return max(0, sum(1 for _ in csv.reader(f)) - 1)
+    if suffix == ".parquet":
+        (pq,) = require("bulk", "pyarrow.parquet", feature="Reading Parquet")
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return None

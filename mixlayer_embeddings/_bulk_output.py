@@ -1,0 +1,261 @@
+"""``mixlayer-embed``'s output folder: a Parquet dataset, plus bookkeeping that readers skip.
+
+    OUT/part-<first row>-<rows>.parquet        id (the input's type), row, embedding
+    OUT/part-<first row>-<rows>.npy            --format npy: the vectors; with .rows.npy (row
+                                               numbers) and .ids.json (ids, JSON-typed)
+    OUT/_part-<first row>-<rows>.json          the rows' digest and the part's rejects
+    OUT/_manifest.json                         settings, then the run's summary
+    OUT/_rejects.jsonl                         every rejected row, when the run completes
+    OUT/_lock                                  held (flock) by the run writing here; its pid
+    OUT/.<name>.tmp                            a file being written
+
+pyarrow, pandas, polars and DuckDB skip names starting with ``_`` or ``.``, so the folder
+reads as one table. A file is written under its temporary name, flushed, then renamed: a part
+under its final name is complete, and its name says which rows it holds. The tool deletes
+only names this layout defines, and only files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ._bulk_input import Refused, Row
+from ._extras import require
+
+__all__ = [
+    "EXIT_BUSY",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_MISMATCH",
+    "EXIT_OK",
+    "EXIT_REJECTS",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "REJECTS",
+    "Part",
+    "Writer",
+    "clear_leftovers",
+    "committed_parts",
+    "discard_output",
+    "lock_output",
+    "write_atomically",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REJECTS = 4
+EXIT_MISMATCH = 5
+EXIT_BUSY = 6
+EXIT_INTERRUPTED = 130
+
+MANIFEST = "_manifest.json"
+REJECTS = "_rejects.jsonl"
+LOCK = "_lock"
+FORMAT_VERSION = 2
+_PART = re.compile(r"^part-(\d{12})-(\d+)\.(parquet|npy)$")
+_COMPANION = re.compile(r"^part-(\d{12}-\d+)\.(rows\.npy|ids\.json)$")
+_SIDECAR = re.compile(r"^_part-(\d{12}-\d+)\.json$")
+_OURS = re.compile(
+    r"^(part-\d{12}-\d+\.(parquet|npy|rows\.npy|ids\.json)|_part-\d{12}-\d+\.json"
+    r"|_manifest\.json|_rejects\.jsonl"
+    # the names of format 1, so --restart clears an older tool's output too
+    r"|manifest\.json|rejects\.jsonl|part-\d{12}-\d+\.rejects\.jsonl)$"
+)
+_TEMPORARY = re.compile(r"^\.(.+)\.tmp$")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(target: Path, write: Any) -> None:
+    """``write(tmp_path)``, flushed to disk, then renamed to ``target``."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    write(tmp)
+    with tmp.open("rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+def lock_output(out: Path) -> IO[str]:
+    """Hold ``OUT/_lock`` for this process (released by the system when it ends, whatever the
+    way); refuse, naming the holder's pid, when another run holds it."""
+    out.mkdir(parents=True, exist_ok=True)
+    handle = (out / LOCK).open("a+", encoding="utf-8")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks; one run at a time
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise Refused(
+            f"another mixlayer-embed (pid {holder}) is writing to {out}: wait for it to end, "
+            "or use another output directory",
+            EXIT_BUSY,
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _is_ours(entry: Path) -> bool:
+    temporary = _TEMPORARY.match(entry.name)
+    name = temporary[1] if temporary else entry.name
+    return entry.is_file() and not entry.is_symlink() and bool(_OURS.match(name))
+
+
+def discard_output(out: Path) -> None:
+    """``--restart``: delete this layout's files (and an older format's), nothing else."""
+    for entry in out.iterdir():
+        if _is_ours(entry):
+            entry.unlink()
+
+
+@dataclass(frozen=True)
+class Part:
+    first_row: int
+    rows: int
+    path: Path
+
+    @property
+    def stem(self) -> str:
+        return f"{self.first_row:012d}-{self.rows}"
+
+    def sidecar(self) -> dict[str, Any]:
+        path = self.path.with_name(f"_part-{self.stem}.json")
+        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return loaded
+
+
+def committed_parts(out: Path) -> list[Part]:
+    """The parts under their final names, in row order (reads only)."""
+    parts = []
+    for entry in out.iterdir():
+        match = _PART.match(entry.name)
+        if match:
+            parts.append(Part(int(match[1]), int(match[2]), entry))
+    parts.sort(key=lambda p: p.first_row)
+    expected = 0
+    for part in parts:
+        if part.first_row != expected:
+            raise Refused(
+                f"{out}: part files are not contiguous at row {expected} (found "
+                f"{part.path.name}); rerun with --restart",
+                EXIT_MISMATCH,
+            )
+        expected += part.rows
+    return parts
+
+
+def clear_leftovers(out: Path, parts: list[Part]) -> None:
+    """Delete what an interrupted run left half-done: its temporary files, and the companions
+    of a part that never got its final name (that batch is redone)."""
+    named = {p.stem for p in parts}
+    for entry in out.iterdir():
+        temporary = _TEMPORARY.match(entry.name)
+        companion = _SIDECAR.match(entry.name) or _COMPANION.match(entry.name)
+        if (temporary and _is_ours(entry)) or (
+            companion and companion[1] not in named and _is_ours(entry)
+        ):
+            entry.unlink()
+
+
+class Writer:
+    """Commits one batch at a time as a part file, its sidecar first, atomically."""
+
+    def __init__(self, out: Path, fmt: str, width: int | None, id_type: str) -> None:
+        self.out = out
+        self.fmt = fmt
+        #: The vectors' width: --dimensions, else learned from the first vectors.
+        self.width = width
+        self.bytes_written = 0
+        self._np = require("bulk", "numpy", feature="mixlayer-embed")[0]
+        if fmt == "parquet":
+            self._pa, self._pq = require(
+                "bulk", "pyarrow", "pyarrow.parquet", feature="Parquet output"
+            )
+            self._id_type = _arrow_type(self._pa, id_type)
+
+    def commit(
+        self,
+        first_row: int,
+        covered: int,
+        rows: list[Row],
+        vectors: Any,
+        rejects: list[dict[str, Any]],
+        digest: str,
+        fallback_width: int,
+    ) -> Part:
+        """Rows ``first_row`` to ``first_row + covered``: ``rows`` with their ``vectors`` (NaN
+        rows are refused ones, dropped), and ``rejects`` for the rest. ``fallback_width``: the
+        width of a part with no vector when none was seen yet (the model's own size)."""
+        np = self._np
+        stem = f"{first_row:012d}-{covered}"
+        sidecar = {"rows_sha256": digest, "rejects": rejects}
+        write_atomically(
+            self.out / f"_part-{stem}.json",
+            lambda p: p.write_text(json.dumps(sidecar, ensure_ascii=True), encoding="utf-8"),
+        )
+        if len(rows) and self.width is None:
+            self.width = int(vectors.shape[1])
+        width = self.width or fallback_width
+        if len(rows) == 0:
+            vectors = np.empty((0, width), dtype=np.float32)
+        keep = [i for i in range(len(rows)) if not np.isnan(vectors[i, 0])]
+        kept_rows = [rows[i] for i in keep]
+        kept = np.ascontiguousarray(vectors[keep], dtype=np.float32).reshape(-1, width)
+        target = self.out / f"part-{stem}.{self.fmt}"
+        if self.fmt == "parquet":
+            pa = self._pa
+            flat = pa.array(kept.reshape(-1), type=pa.float32())
+            table = pa.table(
+                {
+                    "id": pa.array([r.id for r in kept_rows], type=self._id_type),
+                    "row": pa.array([r.number for r in kept_rows], type=pa.int64()),
+                    "embedding": pa.FixedSizeListArray.from_arrays(flat, width),
+                }
+            )
+            write_atomically(target, lambda p: self._pq.write_table(table, p))
+        else:
+            numbers = np.array([r.number for r in kept_rows], dtype=np.int64)
+            ids = json.dumps([r.id for r in kept_rows], default=str)
+            write_atomically(
+                self.out / f"part-{stem}.rows.npy", lambda p: _save_npy(np, p, numbers)
+            )
+            write_atomically(
+                self.out / f"part-{stem}.ids.json", lambda p: p.write_text(ids, encoding="utf-8")
+            )
+            write_atomically(target, lambda p: _save_npy(np, p, kept))
+        self.bytes_written += target.stat().st_size
+        return Part(first_row, covered, target)
+
+
+def _arrow_type(pa: Any, name: str) -> Any:
+    simple = {"int64": pa.int64(), "string": pa.string(), "float64": pa.float64()}
+    if name in simple:
+        return simple[name]
+    with contextlib.suppress(ValueError, KeyError):
+        return pa.type_for_alias(name)
+    return None  # inferred from the values (a Parquet input's rarer column types)
+
+
+def _save_npy(np: Any, path: Path, array: Any) -> None:
+    with path.open("wb") as f:
+        np.save(f, array)
