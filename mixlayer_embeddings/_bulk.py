@@ -105,7 +105,7 @@ def _prepare(args: argparse.Namespace, settings: dict[str, Any]) -> list[Part]:
             EXIT_MISMATCH,
         )
     else:
-        if any(out.glob("part-*")):
+        if committed_parts(out):
             raise Refused(
                 f"{out} has part files but no {MANIFEST}; use --restart to discard them",
                 EXIT_MISMATCH,

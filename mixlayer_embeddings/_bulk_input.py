@@ -146,6 +146,9 @@ def read_rows(path: Path, text_field: str, id_field: str | None, id_type: str) -
     elif suffix == ".jsonl":
         with path.open(encoding="utf-8", errors="surrogateescape") as f:
             for number, line in enumerate(f):
+                if not line.strip():
+                    yield Row(number, None, "", "empty line")
+                    continue
                 try:
                     record = json.loads(line)
                 except ValueError as exc:
