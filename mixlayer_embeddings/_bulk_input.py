@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ._extras import require
-from ._validation import is_utf8
+from ._validation import problem_of
 
 __all__ = [
     "ID_TYPES",
@@ -76,20 +76,6 @@ class RowDigest:
 def text_key(text: str) -> str:
     """A short hash of one text: what ``--update`` compares to know a row's text changed."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def problem_of(text: Any) -> str | None:
-    """Why ``text`` cannot be sent, or None."""
-    if not isinstance(text, str):
-        shown = json.dumps(text, default=str)
-        return f"the text is {type(text).__name__} {shown[:40]}, not a string"
-    if not text.strip():
-        return "empty text (not sent)"
-    if not is_utf8(text):
-        return (
-            "the text is not valid Unicode (a lone surrogate, often from bytes that are not UTF-8)"
-        )
-    return None
 
 
 def id_type_of(path: Path, id_field: str | None) -> str:

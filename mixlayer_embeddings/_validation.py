@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ._config import MAX_BATCH_SIZE, ClientConfig, ModelSpec
 from ._exceptions import InvalidInputError, InvalidParameterError
@@ -19,6 +20,7 @@ __all__ = [
     "check_texts",
     "is_utf8",
     "normalize_input",
+    "problem_of",
     "validate_options",
 ]
 
@@ -291,3 +293,18 @@ def check_text(text: object) -> str:
     if not text:
         raise InvalidInputError("the query must not be an empty string", indexes=[0])
     return text
+
+
+def problem_of(text: Any) -> str | None:
+    """Why a corpus row's ``text`` cannot be sent, or None: the one rule of ``mixlayer-embed``
+    and ``ray_data`` (such a row becomes a reject, or a null vector, and the run goes on)."""
+    if not isinstance(text, str):
+        shown = json.dumps(text, default=str)
+        return f"the text is {type(text).__name__} {shown[:40]}, not a string"
+    if not text.strip():
+        return "empty text (not sent)"
+    if not is_utf8(text):
+        return (
+            "the text is not valid Unicode (a lone surrogate, often from bytes that are not UTF-8)"
+        )
+    return None

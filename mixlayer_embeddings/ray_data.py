@@ -32,9 +32,11 @@ from ._config import (
     lookup_model,
     unexpected_keyword,
 )
+from ._exceptions import ConfigurationError
 from ._extras import require
 from ._options import EmbedOptions, OptionKwargs
 from ._pacing import RatePacer
+from ._validation import problem_of
 
 if TYPE_CHECKING:  # typing_extensions is only needed by type checkers (Unpack, Python < 3.11)
     from typing_extensions import Unpack
@@ -187,27 +189,46 @@ class MixlayerEmbedder:
         # the same ConfigurationError the clients raise (no silent default model).
         self._client = MixlayerClient(api_key=key, **client_settings)
         # Checked now, in the actor, rather than at the first batch.
-        EmbedOptions(**self.options).validate(lookup_model(self._client.model))
+        spec = lookup_model(self._client.model)
+        EmbedOptions(**self.options).validate(spec)
+        #: The vectors' width, for a batch where no row could be embedded.
+        self._width: int | None = self.options.get("dimensions") or (
+            spec.max_dimensions if spec else None
+        )
 
     def __call__(self, batch: pa.Table | dict[str, Any]) -> pa.Table:
         from . import InputRejectedError
 
         table = batch if isinstance(batch, pa.Table) else pa.table(batch)
         texts = table.column(self.text_column).to_pylist()
-        errors: list[str | None] = [None] * len(texts)
-        try:
-            vectors = self._client.embed_array(texts, **self.options).vectors
-        except InputRejectedError as exc:
-            if self.on_reject == "raise":
-                raise RuntimeError(self._describe(exc, table)) from None
-            rows = exc.partial.embeddings
-            width = next(len(r) for r in rows if r is not None)
-            vectors = np.zeros((len(texts), width), dtype=np.float32)
-            for i, row in enumerate(rows):
-                if row is None:
-                    errors[i] = f"{exc.code}: {exc.detail}"
-                else:
-                    vectors[i] = row
+        # Rows that cannot be sent (None, not a string, empty, not valid Unicode) are judged
+        # here, by the same rule as mixlayer-embed, and never sent.
+        errors: list[str | None] = [problem_of(text) for text in texts]
+        bad = [i for i, e in enumerate(errors) if e is not None]
+        if bad and self.on_reject == "raise":
+            raise RuntimeError(self._describe(bad, f"{len(bad)} row(s) cannot be sent", table))
+        sendable = [i for i, e in enumerate(errors) if e is None]
+        vectors = np.zeros((len(texts), self._width or 1), dtype=np.float32)
+        if sendable:
+            try:
+                sent = self._client.embed_array([texts[i] for i in sendable], **self.options)
+                got: list[Any] = list(sent.vectors)
+            except InputRejectedError as exc:
+                if self.on_reject == "raise":
+                    rows = [sendable[i] for i in exc.indexes]
+                    reason = f"the service refused {len(rows)} row(s) ({exc.code}: {exc.detail})"
+                    raise RuntimeError(self._describe(rows, reason, table)) from None
+                got = list(exc.partial.embeddings)
+                for i, row in enumerate(got):
+                    if row is None:
+                        errors[sendable[i]] = f"{exc.code}: {exc.detail}"
+            width = next((len(row) for row in got if row is not None), None)
+            if width is not None:
+                self._width = width
+                vectors = np.zeros((len(texts), width), dtype=np.float32)
+                for i, row in zip(sendable, got, strict=True):
+                    if row is not None:
+                        vectors[i] = row
         flat = pa.array(vectors.reshape(-1), type=pa.float32())
         mask = pa.array([e is not None for e in errors]) if any(errors) else None
         column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1], mask=mask)
@@ -216,18 +237,37 @@ class MixlayerEmbedder:
             table = table.append_column(self.error_column, pa.array(errors, type=pa.string()))
         return table
 
-    def _describe(self, exc: Any, table: pa.Table) -> str:
+    def _describe(self, indexes: Sequence[int], reason: str, table: pa.Table) -> str:
         rows = []
-        for index in exc.indexes[:10]:
+        for index in indexes[:10]:
             ids = {c: table.column(c)[index].as_py() for c in self.id_columns}
-            rows.append(str(ids) if ids else f"batch row {index}")
+            rows.append(str(ids) if ids else f"batch row {index} (pass id_columns to name it)")
         return (
-            f"the service refused {len(exc.indexes)} row(s) ({exc.code}: {exc.detail}): "
-            f"{', '.join(rows)}. Pass on_reject='null' to give them a null vector and go on."
+            f"{reason}: {', '.join(rows)}. Pass on_reject='null' to give them a null vector "
+            f"and go on."
         )
 
     def __reduce__(self) -> Any:  # pragma: no cover - Ray builds actors from the class
         raise TypeError("MixlayerEmbedder holds a live client; pass the class to map_batches")
+
+
+def _check_key_reaches_workers(api_key_env: str) -> None:
+    """Fail on the driver, at once, when no key can reach the workers: not in this process's
+    environment nor in the job's ``runtime_env`` (otherwise every actor fails after Ray's
+    retries, ~100 lines of traceback later)."""
+    if environment_value(api_key_env) is not None:
+        return
+    if ray.is_initialized():
+        runtime_env = ray.get_runtime_context().runtime_env or {}
+        if api_key_env in (runtime_env.get("env_vars") or {}):
+            return
+    raise ConfigurationError(
+        f"{api_key_env} is set neither here nor in the job's runtime_env: the embedders read "
+        f"the key from their own environment. Set {api_key_env} on the worker nodes (your "
+        f"cluster's secret mechanism), or pass it with "
+        f'ray.init(runtime_env={{"env_vars": {{"{api_key_env}": ...}}}}) (Ray then records it '
+        "in its runtime_env logs; see the README)."
+    )
 
 
 def embed_dataset(
@@ -254,6 +294,7 @@ def embed_dataset(
     ``MixlayerEmbedder``, checked here, before any actor starts.
     """
     _split_settings({k: v for k, v in embedder_options.items() if k not in _EMBEDDER_OWN})
+    _check_key_reaches_workers(embedder_options.get("api_key_env", API_KEY_ENV))
     if request_size > MAX_BATCH_SIZE:
         raise ValueError(f"request_size must be at most {MAX_BATCH_SIZE}, got {request_size}")
     budget = SharedRateBudget.remote(rate) if shared_rate_limit else None  # type: ignore[attr-defined]

@@ -151,3 +151,51 @@ def test_every_option_and_setting_reaches_the_actor(cluster) -> None:
         "input_type": "query",
         "user": "ray",
     }
+
+
+@pytest.fixture
+def in_process(mixlayer_emulator, monkeypatch):
+    """An embedder built in this process (as an actor builds it), against the emulator."""
+    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
+    monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
+    monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", MODEL)
+    return mixlayer_emulator
+
+
+def test_every_kind_of_bad_row_gets_a_null_vector_and_its_reason(in_process) -> None:
+    # (A lone surrogate cannot be in an Arrow string: Ray never sees one.)
+    texts = ["fine", None, "", "  ", "also fine", POISON]
+    embedder = MixlayerEmbedder(on_reject="null", dimensions=32)
+    table = embedder(pa.table({"id": [f"doc-{i}" for i in range(6)], "text": texts}))
+    vectors = table.column("embedding").to_pylist()
+    errors = table.column("embedding_error").to_pylist()
+    assert [v is None for v in vectors] == [False, True, True, True, False, True]
+    assert errors[1].startswith("the text is NoneType") and errors[2] == "empty text (not sent)"
+    assert errors[3] == "empty text (not sent)"
+    assert errors[5].startswith("invalid_input")
+    assert len(vectors[0]) == len(vectors[4]) == 32
+    assert in_process.state.items <= 2 + 2  # the bad rows were never sent (the poison's bisect)
+
+
+def test_a_batch_where_every_row_is_bad_is_all_nulls_not_a_stop_iteration(in_process) -> None:
+    embedder = MixlayerEmbedder(on_reject="null")
+    table = embedder(pa.table({"text": [None, "", POISON]}))
+    column = table.column("embedding")
+    assert column.null_count == 3
+    assert column.type.list_size == 4096  # the model's own size, without dimensions=
+
+
+def test_a_bad_row_fails_the_job_naming_its_id_not_its_place_in_the_batch(in_process) -> None:
+    embedder = MixlayerEmbedder(dimensions=32, id_columns=["id"])
+    with pytest.raises(RuntimeError, match=r"1 row\(s\) cannot be sent: \{'id': 'doc-1'\}"):
+        embedder(pa.table({"id": ["doc-0", "doc-1"], "text": ["fine", None]}))
+
+
+def test_no_key_anywhere_fails_on_the_driver_at_once(cluster) -> None:
+    from mixlayer_embeddings import ConfigurationError
+
+    # A variable neither this process nor the cluster's runtime_env has.
+    with pytest.raises(ConfigurationError, match="MIXLAYER_KEY_NOWHERE is set neither here nor"):
+        embed_dataset(dataset(["a"]), dimensions=32, api_key_env="MIXLAYER_KEY_NOWHERE")
+    # The cluster's runtime_env holds MIXLAYER_API_KEY: the driver's own may be unset.
+    embed_dataset(dataset(["a"]), dimensions=32)
