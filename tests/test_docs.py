@@ -27,10 +27,12 @@ def test_the_framework_pages_have_python_blocks() -> None:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 # The README's Ray example starts a local cluster, and Ray warns about its own deprecated settings.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_code_blocks_run(page: Path, mixlayer_emulator, monkeypatch, capsys) -> None:
+def test_code_blocks_run(page: Path, mixlayer_emulator, monkeypatch, capsys, tmp_path) -> None:
     monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
     monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
     monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", mixlayer_emulator.model)
+    if page.name == "README.md":
+        _run_the_readme_command(tmp_path, monkeypatch)
     # Pages set LlamaIndex's global Settings.embed_model: put it back afterwards.
     from llama_index.core import Settings
 
@@ -47,3 +49,19 @@ def test_code_blocks_run(page: Path, mixlayer_emulator, monkeypatch, capsys) -> 
                 namespace[name](mixlayer_emulator)
     if python_blocks(page):
         assert capsys.readouterr().out  # the pages' prints printed something
+
+
+def _run_the_readme_command(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a reader of the README has done before its "read the output" block: run its
+    ``mixlayer-embed`` command, as written there, in a folder of their own."""
+    import json
+    import shlex
+
+    import mixlayer_embeddings._bulk as bulk
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (command,) = re.findall(r"^mixlayer-embed corpus\.jsonl .*$", readme, re.MULTILINE)
+    monkeypatch.chdir(folder)
+    records = [{"doc_id": i, "body": f"passage {i} about bread"} for i in range(5)]
+    Path("corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert bulk.main([*shlex.split(command)[1:], "--no-progress"]) == bulk.EXIT_OK
