@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import httpx
@@ -134,19 +135,34 @@ import signal, sys, time
 # A shell that starts jobs in the background (nohup, `&` in a script) ignores SIGINT in them,
 # and a child inherits that: this test is about an interrupt reaching the client.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from mixlayer_embeddings import MixlayerClient
-client = MixlayerClient(api_key=sys.argv[2], model=sys.argv[3], base_url=sys.argv[1],
-                        batch_size=10, max_concurrency=4)
+base_url, key, model, front = sys.argv[1:5]
+texts = [f"text {i}" for i in range(400)]  # 40 requests of 6 s
+if front == "client":
+    from mixlayer_embeddings import MixlayerClient
+    embedder = MixlayerClient(api_key=key, model=model, base_url=base_url, batch_size=10,
+                              max_concurrency=4)
+    embed = lambda: embedder.embed(texts, dimensions=32)
+elif front == "langchain":
+    from langchain_mixlayer import MixlayerEmbeddings
+    embedder = MixlayerEmbeddings(model=model, base_url=base_url, batch_size=10,
+                                  max_concurrency=4, dimensions=32)
+    embed = lambda: embedder.embed_documents(texts)
+else:
+    from llama_index_mixlayer import MixlayerEmbedding
+    embedder = MixlayerEmbedding(model_name=model, api_base=base_url, embed_batch_size=10,
+                                 max_concurrency=4, dimensions=32)
+    embed = lambda: embedder.get_text_embedding_batch(texts)
 print("ready", flush=True)
 try:
-    client.embed([f"text {i}" for i in range(400)], dimensions=32)  # 40 requests of 6 s
+    embed()
 except KeyboardInterrupt:
     print("interrupted", time.monotonic(), flush=True)
     raise
 """
 
 
-def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
+@pytest.mark.parametrize("front", ["client", "langchain", "llama_index"])
+def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator, front) -> None:
     """A real SIGINT to a process mid-ingest: it stops and exits (threads included) promptly."""
     import signal
     import subprocess
@@ -162,10 +178,12 @@ def test_ctrl_c_during_a_sync_ingest_stops_promptly(mixlayer_emulator) -> None:
             mixlayer_emulator.base_url,
             mixlayer_emulator.api_key,
             MODEL,
+            front,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "MIXLAYER_API_KEY": mixlayer_emulator.api_key},
     ) as child:  # closes its pipes, whatever happens below
         try:
             assert child.stdout is not None
