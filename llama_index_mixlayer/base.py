@@ -103,6 +103,10 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
     trust_env: bool = Field(
         default=True, description="Read proxy settings and netrc from the environment."
     )
+    dedupe: bool = Field(
+        default=True,
+        description="Identical texts within one request are sent once, their vector given to each.",
+    )
     rate: float | None = Field(
         default=None,
         description="Requests per second the key may send, if known (None: learned from 429s).",

@@ -184,9 +184,9 @@ class _BaseClient(Generic[HttpClientT]):
                 f"deadline must be seconds greater than 0, or None, got {deadline!r}",
                 param="deadline",
             )
-        limits = {}
+        limits: dict[str, Any] = {"dedupe": self._config.dedupe}
         if deadline is not None:
-            limits = {"deadline": float(deadline), "deadline_at": self._clock.now() + deadline}
+            limits |= {"deadline": float(deadline), "deadline_at": self._clock.now() + deadline}
         chosen_model = self._settings.model if model is None else model
         if not isinstance(chosen_model, str) or not chosen_model.strip():
             raise InvalidParameterError(

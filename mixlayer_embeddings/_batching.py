@@ -63,6 +63,8 @@ class Plan:
     #: The whole call's deadline: seconds, and when they run out on the client's clock.
     deadline: float | None = None
     deadline_at: float | None = None
+    #: Identical items of one request are sent once (the client's ``dedupe``).
+    dedupe: bool = True
 
 
 def plan_batches(count: int, batch_size: int) -> list[tuple[int, int]]:

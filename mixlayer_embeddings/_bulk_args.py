@@ -135,6 +135,12 @@ def parser() -> argparse.ArgumentParser:
         help="read proxy settings (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) from the environment",
     )
     parser.add_argument(
+        "--dedupe",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send identical texts of one request once, their vector given to each row",
+    )
+    parser.add_argument(
         "--allow-insecure-http",
         action="store_true",
         help="allow sending the key over plain http:// to a host that is not loopback",

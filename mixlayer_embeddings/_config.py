@@ -329,6 +329,7 @@ class ClientKwargs(TypedDict, total=False):
     default_headers: Mapping[str, str] | None
     proxy: str | httpx.URL | None
     trust_env: bool
+    dedupe: bool
     rate: float | None
     pacer: Pacer | None
     clock: Clock | None
@@ -360,6 +361,8 @@ class ClientConfig:
     #: Read proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and netrc from the
     #: environment, as httpx does by default; False ignores them.
     trust_env: bool = True
+    #: Identical items within one request are sent once and their vector given to each.
+    dedupe: bool = True
     rate: float | None = None
     pacer: Pacer | None = None
     clock: Clock | None = None

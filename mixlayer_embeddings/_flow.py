@@ -20,6 +20,7 @@ from ._body import Answer, body_limit
 from ._capacity import BIG_BODY_SIZE, CapacityController
 from ._clock import Clock
 from ._concurrency import AdaptiveLimit, Counters
+from ._dedupe import Copies
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -128,22 +129,30 @@ class _TooBig(Exception):
 def batch_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:
     """Send one batch; if the service refuses some of its items, find which.
 
-    A multi-item batch refused with ``invalid_input`` is bisected (each half re-sent) until
-    the refused items are known, so the error names them instead of failing every item.
+    Identical items are sent once (``plan.dedupe``) and their vector given to each copy. A
+    multi-item batch refused with ``invalid_input`` is bisected (each half re-sent) until the
+    refused items are known, so the error names them instead of failing every item.
     """
+    copies = Copies.of(batch.items) if plan.dedupe and len(batch.items) > 1 else None
+    sent = copies.compact(batch) if copies is not None else batch
     try:
-        return (yield from _fitted_flow(ctx, plan, batch))
+        parsed = yield from _fitted_flow(ctx, plan, sent)
     except BadRequestError as refused:
         if refused.code != "invalid_input":
             raise
-        if len(batch.items) == 1:
-            raise InputRejectedError.from_refusal(refused, [batch.start]) from refused
-        logger.info("batch of %d refused as invalid_input; bisecting", len(batch.items))
         accepted: list[tuple[int, ParsedBatch]] = []
-        culprits = yield from _bisect_flow(ctx, plan, batch, accepted)
+        culprits = [sent.start]
+        if len(sent.items) > 1:
+            logger.info("batch of %d refused as invalid_input; bisecting", len(sent.items))
+            culprits = yield from _bisect_flow(ctx, plan, sent, accepted)
+        if copies is not None:
+            culprits, accepted = copies.positions(culprits, accepted, batch.start)
+        if len(batch.items) == 1:
+            raise InputRejectedError.from_refusal(refused, culprits) from refused
         error = InputRejectedError.from_refusal(refused, culprits, batch_size=len(batch.items))
         error.accepted = accepted
         raise error from refused
+    return copies.spread(parsed) if copies is not None else parsed
 
 
 def _fitted_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:

@@ -1,0 +1,73 @@
+"""Identical items of one request sent once: the request carries each distinct item, and its
+vector is given back to every position that held it.
+
+Web corpora repeat boilerplate (cookie banners, footers, "Read more"); a service bills and
+computes every copy. Pure: ``Copies`` maps positions to distinct items and back; the flow
+(``_flow.batch_flow``) sends the compact batch and spreads what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._batching import Batch
+from ._models import Usage
+from ._response import ParsedBatch
+
+__all__ = ["Copies"]
+
+
+def _key(item: Any) -> Any:
+    return item if isinstance(item, str) else tuple(item)
+
+
+@dataclass(frozen=True)
+class Copies:
+    """``distinct[fan[i]]`` is item ``i`` of the batch."""
+
+    distinct: list[Any]
+    fan: list[int]
+
+    @classmethod
+    def of(cls, items: Sequence[Any]) -> Copies | None:
+        """The batch's distinct items, or None when it has no copy (nothing to do)."""
+        seen: dict[Any, int] = {}
+        fan = [seen.setdefault(_key(item), len(seen)) for item in items]
+        if len(seen) == len(items):
+            return None
+        first: dict[int, Any] = {}
+        for item, slot in zip(items, fan, strict=True):
+            first.setdefault(slot, item)
+        return cls([first[slot] for slot in range(len(seen))], fan)
+
+    def compact(self, batch: Batch) -> Batch:
+        """The batch as it is sent: each distinct item once, its token estimate in proportion."""
+        tokens = max(1, batch.tokens * len(self.distinct) // len(self.fan))
+        return Batch(batch.start, self.distinct, tokens)
+
+    def spread(self, parsed: ParsedBatch) -> ParsedBatch:
+        """The compact batch's vectors given to every position (usage as the service said)."""
+        vectors: Any = [parsed.embeddings[slot] for slot in self.fan]
+        return ParsedBatch(vectors, parsed.model, parsed.usage, parsed.requests)
+
+    def positions(
+        self, culprits: list[int], accepted: list[tuple[int, ParsedBatch]], start: int
+    ) -> tuple[list[int], list[tuple[int, ParsedBatch]]]:
+        """A bisection's refused items and accepted vectors, found on the compact batch, as
+        positions of the batch (every copy of a refused item is refused)."""
+        refused = {index - start for index in culprits}
+        vectors: dict[int, Any] = {}
+        for first, parsed in accepted:
+            for offset, vector in enumerate(parsed.embeddings):
+                vectors[first - start + offset] = vector
+        model = next((parsed.model for _, parsed in accepted), "")
+        usage = sum((parsed.usage for _, parsed in accepted), Usage())
+        spread: list[tuple[int, ParsedBatch]] = []
+        for i, slot in enumerate(self.fan):
+            if slot in vectors:
+                # One vector per position; the usage goes with the first, as it was billed once.
+                spread.append((start + i, ParsedBatch([vectors[slot]], model, usage, 0)))
+                usage = Usage()
+        return [start + i for i, slot in enumerate(self.fan) if slot in refused], spread

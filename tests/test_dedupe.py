@@ -1,0 +1,78 @@
+"""Identical items within one request are sent once and their vector given to every copy,
+against the emulator (which counts the items it embeds); ``dedupe=False`` sends every copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixlayer_embeddings import AsyncMixlayerClient, InputRejectedError, MixlayerClient
+from mixlayer_embeddings.emulator import embed_items
+
+POISON = "x " * 40_000  # longer than the emulator's context window
+
+TEXTS = ["cookie banner", "a page", "cookie banner", "footer", "cookie banner", "footer"]
+
+
+def client_for(emulator, **settings) -> MixlayerClient:
+    return MixlayerClient(
+        api_key=emulator.api_key, base_url=emulator.base_url, model=emulator.model, **settings
+    )
+
+
+def expected(texts: list[str]) -> np.ndarray:
+    return embed_items(texts, dimensions=32, input_type="document")
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_copies_are_sent_once_and_every_position_gets_its_vector(mixlayer_emulator, dedupe):
+    with client_for(mixlayer_emulator, dedupe=dedupe) as client:
+        before = mixlayer_emulator.state.items
+        vectors = client.embed(TEXTS, dimensions=32, input_type="document").embeddings
+        sent = mixlayer_emulator.state.items - before
+        array = client.embed_array(TEXTS, dimensions=32, input_type="document").vectors
+        streamed = np.concatenate(
+            [b.embeddings for b in client.iter_embed(iter(TEXTS), dimensions=32,
+                                                     input_type="document", as_array=True)]
+        )  # fmt: skip
+    assert sent == (3 if dedupe else 6)
+    assert np.array_equal(np.array(vectors, dtype=np.float32), expected(TEXTS))
+    assert np.array_equal(array, expected(TEXTS))
+    assert np.array_equal(streamed, expected(TEXTS))
+
+
+async def test_the_async_client_sends_copies_once(mixlayer_emulator):
+    async with AsyncMixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        base_url=mixlayer_emulator.base_url,
+        model=mixlayer_emulator.model,
+    ) as client:
+        before = mixlayer_emulator.state.items
+        result = await client.embed_array(TEXTS, dimensions=32, input_type="document")
+    assert mixlayer_emulator.state.items - before == 3
+    assert np.array_equal(result.vectors, expected(TEXTS))
+
+
+def test_every_copy_of_a_refused_item_is_named_and_the_rest_are_kept(mixlayer_emulator):
+    texts = ["fine", POISON, "other", POISON, "fine"]
+    # One request for all five (a budget above the poison's tokens): copies inside it.
+    with (
+        client_for(mixlayer_emulator, max_tokens_per_request=500_000) as client,
+        pytest.raises(InputRejectedError) as info,
+    ):
+        client.embed(texts, dimensions=32, input_type="document")
+    assert info.value.indexes == [1, 3]
+    assert str(info.value).startswith("The service refused input items 1, 3 (")
+    partial = info.value.partial
+    assert partial is not None and partial.failed_indexes == [1, 3]
+    kept = [partial.embeddings[i] for i in (0, 2, 4)]
+    assert np.array_equal(np.array(kept, dtype=np.float32), expected(["fine", "other", "fine"]))
+
+
+def test_token_arrays_are_deduplicated_too(mixlayer_emulator):
+    tokens = [[1, 2, 3], [4, 5], [1, 2, 3]]
+    with client_for(mixlayer_emulator) as client:
+        before = mixlayer_emulator.state.items
+        vectors = client.embed(tokens, dimensions=32).embeddings
+    assert mixlayer_emulator.state.items - before == 2
+    assert vectors[0] == vectors[2] != vectors[1]
