@@ -27,11 +27,12 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ._bulk_args import CLI_NAMES, call_options, client_config, parser
+from ._bulk_ingest import Ingest, unchanged
 from ._bulk_input import Refused, Row, RowDigest, count_rows, id_type_of, read_rows
 from ._bulk_output import (
     EXIT_BUSY,
@@ -50,6 +51,15 @@ from ._bulk_output import (
     discard_output,
     lock_output,
     write_atomically,
+)
+from ._bulk_update import (
+    DROPPED,
+    NEXT,
+    EarlierOutput,
+    finish_swap,
+    list_files,
+    swap,
+    write_dropped,
 )
 from ._config import API_KEY_ENV, BASE_URL_ENV, lookup_model
 from ._extras import require
@@ -83,9 +93,9 @@ def _settings(args: argparse.Namespace, model: str, base_url: str, id_type: str)
     return settings
 
 
-def _prepare(args: argparse.Namespace, settings: dict[str, Any]) -> list[Part]:
-    """Check or write the manifest; return the parts already written."""
-    out: Path = args.output
+def _prepare(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> list[Part]:
+    """Check or write ``out``'s manifest; return the parts already written."""
+    out.mkdir(parents=True, exist_ok=True)
     if args.restart:
         discard_output(out)
     manifest_path = out / MANIFEST
@@ -156,18 +166,12 @@ class WrittenRows:
             )
 
 
-@dataclass
-class Totals:
-    """This run's counts (the rows written in all runs are ``next_row``)."""
-
-    embedded: int = 0
-    tokens: int = 0
-
-
 def run(args: argparse.Namespace) -> int:
     require("bulk", "numpy", feature="mixlayer-embed")
     if not args.input.is_file():
         raise Refused(f"{args.input}: no such file", 2)
+    if args.update and (args.id_field is None or args.restart):
+        raise Refused("--update needs --id-field (rows are matched by id), without --restart", 2)
     lock = lock_output(args.output)
     try:
         return _run_locked(args)
@@ -176,100 +180,86 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_locked(args: argparse.Namespace) -> int:
-    from . import MixlayerClient, MixlayerError
-
     config = client_config(args)
     resolved = config.resolve(CLI_NAMES)
     id_type = id_type_of(args.input, args.id_field)
-    parts = _prepare(args, _settings(args, resolved.model, str(resolved.base_url), id_type))
-    written = WrittenRows(args.output, parts)
+    settings = _settings(args, resolved.model, str(resolved.base_url), id_type)
+    if not args.update:
+        parts = _prepare(args, args.output, settings)
+        return _ingest(args, args.output, parts, settings, None)
+    if finish_swap(args.output):
+        print(f"mixlayer-embed: finished the update of {args.output}", file=sys.stderr)
+        return EXIT_OK
+    earlier = EarlierOutput(args.output, settings)
+    folder = args.output / NEXT
+    parts = _prepare(args, folder, settings)
+    code = _ingest(args, folder, parts, settings, earlier)
+    if code in (EXIT_OK, EXIT_REJECTS):
+        swap(args.output)
+    return code
+
+
+def _ingest(
+    args: argparse.Namespace,
+    out: Path,
+    parts: list[Part],
+    settings: dict[str, Any],
+    earlier: EarlierOutput | None,
+) -> int:
+    """Embed the input into ``out`` (resuming after ``parts``); write the summary."""
+    from . import MixlayerClient, MixlayerError
+
+    config = client_config(args)
+    written = WrittenRows(out, parts)
     start_row = written.end
-    spec = lookup_model(resolved.model)
-    writer = Writer(args.output, args.format, args.dimensions, id_type)
-    totals = Totals()
+    spec = lookup_model(settings["model"])
+    bar = _progress(args, start_row)
+    ingest = Ingest(
+        Writer(out, args.format, args.dimensions, settings["id_type"]),
+        start_row=start_row,
+        part_rows=args.batch_size,
+        fallback_width=spec.max_dimensions if spec else 1,
+        fail_fast=args.fail_fast,
+        carry=unchanged(earlier.index) if earlier is not None else None,
+        load=earlier.load if earlier is not None else None,
+        on_commit=bar.update if bar is not None else None,
+    )
+    seen_ids: set[Any] = set()
 
-    started = time.perf_counter()
-    input_type = None if args.input_type == "none" else args.input_type
-
-    # Rows go to the client as a stream of texts. A row that cannot be sent is a reject, never
-    # sent; each part still covers every row up to its last one.
-    fed: deque[Row] = deque()
-    skipped: deque[Row] = deque()
-    rows = read_rows(args.input, args.text_field, args.id_field, id_type)
-
-    def texts() -> Iterator[str]:
+    def rows() -> Iterator[Row]:
         read = 0
-        for row in rows:
+        for row in read_rows(args.input, args.text_field, args.id_field, settings["id_type"]):
             read += 1
+            if earlier is not None:
+                seen_ids.add(row.id)
             if row.number < start_row:
                 written.check(row)
                 continue
-            if row.problem is not None:
-                if args.fail_fast:
-                    raise Refused(f"row {row.number} (id {row.id}): {row.problem}", EXIT_FAILED)
-                skipped.append(row)
-                continue
-            fed.append(row)
-            yield row.text
+            yield row
         written.finish(read)
 
-    next_row = start_row
-
-    def commit(batch_rows: list[Row], vectors: Any, refused: dict[int, str], upto: int) -> None:
-        nonlocal next_row
-        rejects: list[dict[str, Any]] = []
-        covered = list(batch_rows)
-        while skipped and skipped[0].number < upto:
-            row = skipped.popleft()
-            covered.append(row)
-            rejects.append({"row": row.number, "id": row.id, "error": row.problem})
-        for offset, row in enumerate(batch_rows):
-            if offset in refused:
-                rejects.append({"row": row.number, "id": row.id, "error": refused[offset]})
-        rejects.sort(key=lambda r: r["row"])
-        digest = RowDigest()
-        for row in sorted(covered, key=lambda r: r.number):
-            digest.add(row)
-        writer.commit(
-            next_row,
-            upto - next_row,
-            batch_rows,
-            vectors,
-            rejects,
-            digest.hexdigest(),
-            spec.max_dimensions if spec else 1,
-        )
-        totals.embedded += len(batch_rows) - len(refused)
-        if bar is not None:
-            bar.update(upto - next_row)
-        next_row = upto
-
-    bar = _progress(args, start_row)
-    settings = {f.name: getattr(config, f.name) for f in fields(config)}
-    with MixlayerClient(**settings) as client:
+    started = time.perf_counter()
+    input_type = None if args.input_type == "none" else args.input_type
+    client_settings = {f.name: getattr(config, f.name) for f in fields(config)}
+    with MixlayerClient(**client_settings) as client:
         try:
             stream = client.iter_embed(
-                texts(),
+                ingest.texts(rows()),
                 input_type=input_type,
                 **call_options(args),
                 as_array=True,
                 skip_rejected=not args.fail_fast,
             )
             for batch in stream:
-                batch_rows = [fed.popleft() for _ in range(len(batch.embeddings))]
                 refused = {i - batch.start: why for i, why in batch.rejected.items()}
-                totals.tokens += batch.usage.total_tokens
-                commit(batch_rows, batch.embeddings, refused, batch_rows[-1].number + 1)
+                ingest.answer(batch.embeddings, refused, batch.usage.total_tokens)
                 if bar is not None:
-                    bar.set_postfix(tokens=totals.tokens, refresh=False)
-            if skipped:  # rejected rows after the last text sent
-                commit([], None, {}, skipped[-1].number + 1)
+                    bar.set_postfix(tokens=ingest.counts.tokens, refresh=False)
+            ingest.finish()
         except MixlayerError as exc:
-            if bar is not None:
-                bar.close()
             print(f"mixlayer-embed: {str(exc).splitlines()[0]}", file=sys.stderr)
             print(
-                f"{next_row} rows are written in {args.output}; run the same command again "
+                f"{ingest.next_row} rows are written in {out}; run the same command again "
                 "to continue from there.",
                 file=sys.stderr,
             )
@@ -278,33 +268,46 @@ def _run_locked(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
         counters = client.counters
-    all_rejects = _gather_rejects(args.output)
+    all_rejects = _gather_rejects(out)
     seconds = time.perf_counter() - started
-    size = sum(p.path.stat().st_size for p in committed_parts(args.output))
-    summary = {
-        "rows": next_row,
-        "embedded_this_run": totals.embedded,
+    counts = ingest.counts
+    summary: dict[str, Any] = {
+        "rows": ingest.next_row,
+        "embedded_this_run": counts.embedded,
         "rejected": len(all_rejects),
         "requests": counters.requests,
         "retries": counters.retries,
         "rate_limited": counters.rate_limited,
-        "tokens": totals.tokens,
+        "tokens": counts.tokens,
         "seconds": round(seconds, 2),
-        "texts_per_second": round(totals.embedded / seconds) if seconds else 0,
-        "output_bytes": size,
+        "texts_per_second": round(counts.embedded / seconds) if seconds else 0,
         "resumed_at_row": start_row,
     }
-    manifest_path = args.output / MANIFEST
+    note = ""
+    if earlier is not None:
+        dropped = earlier.dropped(seen_ids)
+        write_dropped(out, dropped)
+        summary |= {"reused": counts.carried, "dropped": len(dropped)}
+        note = (
+            f"; update: {counts.carried} reused, {counts.embedded} embedded, "
+            f"{len(dropped)} dropped (ids in {DROPPED})"
+        )
+    size = sum(p.path.stat().st_size for p in committed_parts(out))
+    summary["output_bytes"] = size
+    manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["completed"] = summary
+    if earlier is not None:
+        manifest["files"] = list_files(out)
     write_atomically(
         manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     )
     print(
         f"mixlayer-embed: {summary['rows']} rows in {args.output} ({size / 1e6:.1f} MB); this run: "
-        f"{totals.embedded} embedded, {counters.requests} requests, {counters.retries} retries, "
-        f"{totals.tokens} tokens, {seconds:.1f} s"
+        f"{counts.embedded} embedded, {counters.requests} requests, {counters.retries} retries, "
+        f"{counts.tokens} tokens, {seconds:.1f} s"
         + (f"; resumed at row {start_row}" if start_row else "")
+        + note
         + (f"; {len(all_rejects)} rejected rows in {REJECTS}" if all_rejects else ""),
         file=sys.stderr,
     )

@@ -151,6 +151,12 @@ def parser() -> argparse.ArgumentParser:
         help="discard earlier output (only the files this tool writes)",
     )
     parser.add_argument(
+        "--update",
+        action="store_true",
+        help="the input changed: embed only rows that are new or whose text changed (by "
+        "--id-field), carry the other vectors over, drop rows whose id is gone",
+    )
+    parser.add_argument(
         "--fail-fast", action="store_true", help="stop at the first rejected row (exit 1)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ._bulk_input import Refused, Row
+from ._bulk_input import Refused, Row, text_key
 from ._extras import require
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "clear_leftovers",
     "committed_parts",
     "discard_output",
+    "is_ours",
     "lock_output",
     "write_atomically",
 ]
@@ -63,7 +64,7 @@ _COMPANION = re.compile(r"^part-(\d{12}-\d+)\.(rows\.npy|ids\.json)$")
 _SIDECAR = re.compile(r"^_part-(\d{12}-\d+)\.json$")
 _OURS = re.compile(
     r"^(part-\d{12}-\d+\.(parquet|npy|rows\.npy|ids\.json)|_part-\d{12}-\d+\.json"
-    r"|_manifest\.json|_rejects\.jsonl"
+    r"|_manifest\.json|_rejects\.jsonl|_dropped\.jsonl"
     # the names of format 1, so --restart clears an older tool's output too
     r"|manifest\.json|rejects\.jsonl|part-\d{12}-\d+\.rejects\.jsonl)$"
 )
@@ -115,7 +116,7 @@ def lock_output(out: Path) -> IO[str]:
     return handle
 
 
-def _is_ours(entry: Path) -> bool:
+def is_ours(entry: Path) -> bool:
     temporary = _TEMPORARY.match(entry.name)
     name = temporary[1] if temporary else entry.name
     return entry.is_file() and not entry.is_symlink() and bool(_OURS.match(name))
@@ -124,7 +125,7 @@ def _is_ours(entry: Path) -> bool:
 def discard_output(out: Path) -> None:
     """``--restart``: delete this layout's files (and an older format's), nothing else."""
     for entry in out.iterdir():
-        if _is_ours(entry):
+        if is_ours(entry):
             entry.unlink()
 
 
@@ -171,8 +172,8 @@ def clear_leftovers(out: Path, parts: list[Part]) -> None:
     for entry in out.iterdir():
         temporary = _TEMPORARY.match(entry.name)
         companion = _SIDECAR.match(entry.name) or _COMPANION.match(entry.name)
-        if (temporary and _is_ours(entry)) or (
-            companion and companion[1] not in named and _is_ours(entry)
+        if (temporary and is_ours(entry)) or (
+            companion and companion[1] not in named and is_ours(entry)
         ):
             entry.unlink()
 
@@ -197,30 +198,31 @@ class Writer:
         self,
         first_row: int,
         covered: int,
-        rows: list[Row],
-        vectors: Any,
+        kept_rows: list[Row],
+        kept: Any,
         rejects: list[dict[str, Any]],
         digest: str,
         fallback_width: int,
     ) -> Part:
-        """Rows ``first_row`` to ``first_row + covered``: ``rows`` with their ``vectors`` (NaN
-        rows are refused ones, dropped), and ``rejects`` for the rest. ``fallback_width``: the
-        width of a part with no vector when none was seen yet (the model's own size)."""
+        """Rows ``first_row`` to ``first_row + covered``: ``kept_rows`` with their vectors
+        (``kept``, one row each), and ``rejects`` for the rest. ``fallback_width``: the width
+        of a part with no vector when none was seen yet (the model's own size)."""
         np = self._np
         stem = f"{first_row:012d}-{covered}"
-        sidecar = {"rows_sha256": digest, "rejects": rejects}
+        if len(kept_rows) and self.width is None:
+            self.width = int(kept.shape[1])
+        width = self.width or fallback_width
+        kept = np.ascontiguousarray(kept, dtype=np.float32).reshape(-1, width)
+        sidecar = {
+            "rows_sha256": digest,
+            "rejects": rejects,
+            # What --update compares: each kept row's id and a hash of its text.
+            "text_keys": [text_key(r.text) for r in kept_rows],
+        }
         write_atomically(
             self.out / f"_part-{stem}.json",
             lambda p: p.write_text(json.dumps(sidecar, ensure_ascii=True), encoding="utf-8"),
         )
-        if len(rows) and self.width is None:
-            self.width = int(vectors.shape[1])
-        width = self.width or fallback_width
-        if len(rows) == 0:
-            vectors = np.empty((0, width), dtype=np.float32)
-        keep = [i for i in range(len(rows)) if not np.isnan(vectors[i, 0])]
-        kept_rows = [rows[i] for i in keep]
-        kept = np.ascontiguousarray(vectors[keep], dtype=np.float32).reshape(-1, width)
         target = self.out / f"part-{stem}.{self.fmt}"
         if self.fmt == "parquet":
             pa = self._pa
