@@ -204,6 +204,50 @@ def tokens() -> str:
     )
 
 
+def update() -> str:
+    data = load("update")
+    up, dd = data["update"], data["dedupe"]
+    rows = [
+        [
+            name,
+            fmt(r["wall"]),
+            fmt(r["requests"], 0),
+            fmt(r["items"], 0),
+        ]
+        for name, r in (("--update", up["runs"]["update"]), ("full re-run", up["runs"]["full"]))
+    ]
+    dup_rows = [
+        [name, fmt(r["wall"]), fmt(r["requests"], 0), fmt(r["items"], 0)]
+        for name, r in (
+            ("--dedupe", dd["runs"]["dedupe"]),
+            ("--no-dedupe", dd["runs"]["no_dedupe"]),
+        )
+    ]
+    return "\n".join(
+        [
+            "## Incremental re-embedding and duplicates (benchmarks/bench_update.py)",
+            "",
+            f"{_machine(data)}. The emulator as an inference server at "
+            f"{data['tokens_per_second']:,.0f} tokens/s; {data['settings']}; median (min-max) "
+            f"of {up['runs']['update']['wall']['runs']} interleaved runs.",
+            "",
+            f"A corpus of {up['rows']:,} rows, {up['changed']:,} of them changed (half edited, "
+            "a quarter new, a quarter deleted): `--update` on the earlier output against a "
+            "full re-run into an empty folder. Updated output equal to the re-run's, row for "
+            f"row: {'yes' if up['equal_to_full_rerun'] else 'NO'}.",
+            "",
+            table(["run", "wall s", "requests", "texts sent"], rows, "lrrr"),
+            "",
+            f"{dd['rows']:,} rows, {dd['share']:.0%} of them boilerplate ({dd['distinct_texts']:,} "
+            "distinct texts in all); identical texts of one request sent once. Same vectors "
+            f"either way: {'yes' if dd['equal'] else 'NO'}.",
+            "",
+            table(["run", "wall s", "requests", "texts sent"], dup_rows, "lrrr"),
+            "",
+        ]
+    )
+
+
 STALE = """## Not re-measured in this run
 
 `benchmarks/bench_load.py`, `benchmarks/bench_bulk.py` and `benchmarks/bench_ray.py` were last
@@ -226,6 +270,7 @@ def main() -> int:
         ("ingest", ingest),
         ("rate_limit", rate_limit),
         ("tokens", tokens),
+        ("update", update),
     ):
         if (RESULTS / f"{name}.json").exists():
             sections.append(make())

@@ -14,5 +14,6 @@ from mixlayer_embeddings._exceptions import *  # noqa: E402, F403 - every error 
 from mixlayer_embeddings._exceptions import __all__ as _errors  # noqa: E402
 
 from .base import MixlayerEmbedding  # noqa: E402
+from .events import USAGE_PAYLOAD_KEY, MixlayerUsageEvent  # noqa: E402
 
-__all__ = ["MixlayerEmbedding", "__version__", *_errors]
+__all__ = ["USAGE_PAYLOAD_KEY", "MixlayerEmbedding", "MixlayerUsageEvent", "__version__", *_errors]

@@ -26,6 +26,9 @@ from mixlayer_embeddings import (
 )
 from mixlayer_embeddings._adapter import AdapterCore, AdapterModel
 from mixlayer_embeddings._config import environment_value
+from mixlayer_embeddings._usage import UsageTracker, tracking
+
+from .events import USAGE_PAYLOAD_KEY, MixlayerUsageEvent
 
 __all__ = ["MixlayerEmbedding"]
 
@@ -162,10 +165,16 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
     # -- the mapping: queries as "query", everything else as "document" -----------------------
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._core.embed_query(self._settings(), query)
+        with tracking(UsageTracker()) as call:
+            vector = self._core.embed_query(self._settings(), query)
+        dispatcher.event(MixlayerUsageEvent.of(self.model_name, call))
+        return vector
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await self._core.aembed_query(self._settings(), query)
+        with tracking(UsageTracker()) as call:
+            vector = await self._core.aembed_query(self._settings(), query)
+        dispatcher.event(MixlayerUsageEvent.of(self.model_name, call))
+        return vector
 
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._core.embed_documents(self._settings(), [text])[0]
@@ -208,8 +217,11 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
 
     @contextlib.contextmanager
     def _events(self, texts: list[str]) -> Iterator[Callable[[list[Embedding]], list[Embedding]]]:
-        """LlamaIndex's start/end events and callback event, around one whole-batch call."""
+        """LlamaIndex's start/end events and callback event, around one whole-batch call; the
+        service's usage of the call goes in the callback's end payload (``"mixlayer_usage"``)
+        and in a ``MixlayerUsageEvent`` after ``EmbeddingEndEvent``."""
         payload = self.to_payload()
+        call = UsageTracker()
         dispatcher.event(EmbeddingStartEvent(model_dict=payload))
         # Events are built with model_construct: validating every float of every vector again
         # would double the CPU time of an ingest (the vectors were checked by the core).
@@ -219,14 +231,20 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
 
             def finish(embeddings: list[Embedding]) -> list[Embedding]:
                 event.on_end(
-                    payload={EventPayload.CHUNKS: texts, EventPayload.EMBEDDINGS: embeddings}
+                    payload={
+                        EventPayload.CHUNKS: texts,
+                        EventPayload.EMBEDDINGS: embeddings,
+                        USAGE_PAYLOAD_KEY: call,
+                    }
                 )
                 dispatcher.event(
                     EmbeddingEndEvent.model_construct(chunks=texts, embeddings=embeddings)
                 )
+                dispatcher.event(MixlayerUsageEvent.of(self.model_name, call))
                 return embeddings
 
-            yield finish
+            with tracking(call):
+                yield finish
 
     # -- secrets stay out of pickles --------------------------------------------------------
 

@@ -44,6 +44,7 @@ from ._models import EmbeddingResponse, Usage
 from ._options import OptionKwargs
 from ._pacing import RatePacer
 from ._results import EmbeddedBatch, EmbeddingArray, FailedRange, PartialResult
+from ._usage import UsageTracker, track_usage
 from ._version import __version__
 
 __all__ = [
@@ -89,7 +90,9 @@ __all__ = [
     "ResponseValidationError",
     "Secret",
     "Usage",
+    "UsageTracker",
     "__version__",
+    "track_usage",
 ]
 
 
@@ -116,6 +119,7 @@ for _public in (
     PermissionDeniedError,
     RateLimitError,
     RatePacer,
+    UsageTracker,
     ResponseValidationError,
 ):
     _public.__module__ = __name__

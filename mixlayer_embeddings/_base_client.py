@@ -42,6 +42,7 @@ from ._fork import register_for_fork
 from ._options import EmbedOptions
 from ._pacing import Pacer, RatePacer
 from ._tokens import TokenEstimator
+from ._usage import active_trackers
 from ._validation import (
     EmbeddingInput,
     Item,
@@ -184,7 +185,7 @@ class _BaseClient(Generic[HttpClientT]):
                 f"deadline must be seconds greater than 0, or None, got {deadline!r}",
                 param="deadline",
             )
-        limits: dict[str, Any] = {"dedupe": self._config.dedupe}
+        limits: dict[str, Any] = {"dedupe": self._config.dedupe, "trackers": active_trackers()}
         if deadline is not None:
             limits |= {"deadline": float(deadline), "deadline_at": self._clock.now() + deadline}
         chosen_model = self._settings.model if model is None else model

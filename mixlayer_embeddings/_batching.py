@@ -65,6 +65,17 @@ class Plan:
     deadline_at: float | None = None
     #: Identical items of one request are sent once (the client's ``dedupe``).
     dedupe: bool = True
+    #: Where this call's usage and requests are reported (``track_usage`` blocks in force).
+    trackers: tuple[Any, ...] = ()
+
+    @property
+    def shown_options(self) -> str:
+        """What shapes the vectors, for the DEBUG line of each request (never the texts)."""
+        return "".join(
+            f", {name}={self.body[name]}"
+            for name in ("input_type", "dimensions")
+            if name in self.body
+        )
 
 
 def plan_batches(count: int, batch_size: int) -> list[tuple[int, int]]:

@@ -267,14 +267,17 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
         sent_at = step.sent_at if step.sent_at is not None else ctx.clock.now()
         elapsed_ms = (ctx.clock.now() - sent_at) * 1000
         ctx.counters.count(requests=1, retries=int(attempts > 1))
+        for tracker in plan.trackers:
+            tracker.add(requests=1, retries=int(attempts > 1))
         # The request has been sent: blank the key so no exception or log can carry it.
         request.headers["Authorization"] = _REDACTED
         logger.debug(
-            "POST %s -> %s (%d items, ~%d tokens, %.0f ms)",
+            "POST %s -> %s (%d items, ~%d tokens%s, %.0f ms)",
             request.url,
             _status_of(outcome),
             len(batch),
             tokens,
+            plan.shown_options,
             elapsed_ms,
         )
         error: APIError
@@ -293,12 +296,16 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
             ctx.capacity.on_success(tokens, sent_at, ctx.clock.now())
             if isinstance(batch[0], str):
                 ctx.estimator.observe(sent.size, parsed.usage.prompt_tokens)
+            for tracker in plan.trackers:
+                tracker.add(parsed.usage)
             return parsed
         if isinstance(outcome, httpx.Response):
             error = make_status_error(outcome)
             status = outcome.status_code
             if status == 429:
                 ctx.counters.count(rate_limited=1)
+                for tracker in plan.trackers:
+                    tracker.add(rate_limited=1)
                 ctx.limit.on_throttle()
                 ctx.pacer.on_throttle(
                     parse_retry_after(outcome.headers),

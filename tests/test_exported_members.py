@@ -46,6 +46,8 @@ def test_core_public_surface_is_exactly_this() -> None:
         "ResponseValidationError",
         "Secret",
         "Usage",
+        "UsageTracker",
+        "track_usage",
         "__version__",
     }
     for name in mixlayer_embeddings.__all__:

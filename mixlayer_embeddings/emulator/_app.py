@@ -54,6 +54,8 @@ class EmulatorState:
     script: deque[dict[str, Any]] = field(default_factory=deque)
     requests: int = 0
     items: int = 0
+    #: Tokens counted in the answers' usage, summed: what a client's usage figures must match.
+    tokens: int = 0
     faults: int = 0
     rate_limited: int = 0
     #: How a 429 says when to come back: "exact" (Retry-After in fractional seconds and
@@ -111,6 +113,7 @@ class EmulatorState:
         with self._lock:
             self.script.clear()
             self.requests = self.items = self.faults = self.rate_limited = self.too_large = 0
+            self.tokens = 0
             self.last_body = None
             self.fault_rate = 0.0
             self.latency_ms = 0.0
@@ -123,6 +126,7 @@ class EmulatorState:
         return {
             "requests": self.requests,
             "items": self.items,
+            "tokens": self.tokens,
             "faults": self.faults,
             "rate_limited": self.rate_limited,
             "too_large": self.too_large,
@@ -358,6 +362,10 @@ def create_app(
             request.scope["mixlayer.note"] = "client disconnected"
             return Response(status_code=499)
         request.scope["mixlayer.items"] = len(items)
+        # What shapes the vectors, so a user can see a query went as "query" (never the texts).
+        request.scope["mixlayer.shape"] = ", ".join(
+            f"{name}={body[name]}" for name in ("input_type", "dimensions") if name in body
+        )
         if state.max_tokens_per_request is not None or state.accelerator is not None:
             tokens = sum(count_tokens(item) for item in items)
             if state.max_tokens_per_request is not None and tokens > state.max_tokens_per_request:
@@ -383,6 +391,7 @@ def create_app(
             body.get("encoding_format") == "base64",
         )
         state.items += len(items)
+        state.tokens += tokens
         head = json.dumps({"object": "list", "model": model}, separators=(",", ":"))[:-1]
         usage = json.dumps({"prompt_tokens": tokens, "total_tokens": tokens})
         return Response(
@@ -448,7 +457,8 @@ access_logger = logging.getLogger("mixlayer_embeddings.emulator.access")
 
 class _AccessLog:
     """One line per request at INFO on ``mixlayer_embeddings.emulator.access``: method, path,
-    status, items, milliseconds (shown by ``mixlayer-emulator --access-log``)."""
+    status, items, ``input_type`` and ``dimensions`` when sent, milliseconds (shown by
+    ``mixlayer-emulator --access-log``); never the texts."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -469,13 +479,14 @@ class _AccessLog:
             await self.app(scope, receive, record)
         finally:
             items = scope.get("mixlayer.items")
+            shape = scope.get("mixlayer.shape")
             note = scope.get("mixlayer.note")
             access_logger.info(
                 "%s %s %s%s %.0f ms%s",
                 scope["method"],
                 scope["path"],
                 status[0] or "dropped",
-                f" {items} items" if items is not None else "",
+                (f" {items} items" if items is not None else "") + (f", {shape}" if shape else ""),
                 (time.perf_counter() - started) * 1000,
                 f" ({note})" if note else "",
             )
