@@ -8,21 +8,23 @@ DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test bench clean
 
+# Silent (@) and to stderr (1>&2): `make demo ARGS="--json" | python -m json.tool` sees only
+# the demo's JSON on stdout, on a fresh machine too.
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(PYTHON) -m venv $(VENV) 1>&2
+	@$(BIN)/python -m pip install --quiet --upgrade pip 1>&2
 
 # The demo needs only the `demo` extra; the tests need the whole dev toolchain.
 $(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet -e ".[demo]"
-	touch $(DEMO_STAMP)
+	@$(BIN)/python -m pip install --quiet -e ".[demo]" 1>&2
+	@touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
-	$(BIN)/mixlayer-demo $(ARGS)
+	@$(BIN)/mixlayer-demo $(ARGS)
 
 # Wheels for the packaging test's fresh venvs, fetched at install time so the test is offline.
 WHEELHOUSE := $(VENV)/wheelhouse

@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ._cli import HelpFormatter
 from ._config import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -34,16 +35,6 @@ CLI_NAMES = {
 }
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default only when there is one: a flag whose help already says where its
-    value comes from (None: the environment) gets no second "(default: None)"."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False) or "default:" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def parser() -> argparse.ArgumentParser:
     spec = QWEN3_EMBEDDING_8B
 
@@ -65,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
         prog="mixlayer-embed",
         description="Embed a file of texts with Mixlayer, resumably. "
         f"Key, model and URL from {API_KEY_ENV}, {MODEL_ENV}, {BASE_URL_ENV}.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="Exit codes: 0 done; 4 done with rejected rows in OUTPUT/_rejects.jsonl; 1 a "
         "batch failed (rerun to resume); 2 bad arguments or an unreadable input; 3 missing "
         "extra; 5 the output holds other rows or settings (use --restart); 6 another run is "

@@ -314,7 +314,12 @@ def make_status_error(response: httpx.Response) -> APIStatusError:
     if status == 404:
         request = response.request
         message += f" ({request.method} {request.url})"
-        if "/v1/" not in request.url.path:
+        if request.url.path.rstrip("/").endswith("/embeddings/embeddings"):
+            message += (
+                "; the base URL ends in /embeddings, which the client adds itself: "
+                "the base URL should end in /v1"
+            )
+        elif "/v1/" not in request.url.path:
             message += "; the URL has no /v1: the base URL should end in /v1"
     cls = _STATUS_CLASSES.get(status)
     if cls is None:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -56,6 +57,9 @@ def test_version_and_help_show_every_default(capsys) -> None:
         "(default: 32768)",
     ):
         assert default in out, default
+    # One default per flag: where a value comes from is said once.
+    assert "(default: None)" not in out
+    assert out.count("(default: $MIXLAYER_API_KEY, else a random one)") == 1
 
 
 @pytest.fixture
@@ -133,3 +137,58 @@ def test_model_ids_are_matched_exactly(mixlayer_emulator) -> None:
         "model qwen3-embedding-8b does not exist or is not available to this API key "
         f"(this emulator serves the embedding model {MODEL})"
     )
+
+
+def _alive(pid: int) -> bool:
+    """Running or sleeping: not gone, and not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_sigterm_stops_it_with_its_worker_processes() -> None:
+    env = {**os.environ, "MIXLAYER_API_KEY": "cli-key", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port", "0"]
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        [*command, "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stderr is not None
+        lines = []
+        while not lines or lines[-1] != "Ctrl-C stops it.":
+            line = child.stderr.readline()
+            assert line, "the emulator exited before announcing itself"
+            lines.append(line.rstrip("\n"))
+        base_url = next(x.split("=", 1)[1] for x in lines if "MIXLAYER_BASE_URL=" in x)
+        for _ in range(4):  # work for both workers, so both processes exist
+            response = httpx.post(
+                f"{base_url}/embeddings",
+                json={"model": MODEL, "input": ["a", "b"]},
+                headers={"Authorization": "Bearer cli-key"},
+            )
+            assert response.status_code == 200
+        workers = _children(child.pid)
+        assert len(workers) >= 1
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0 and "Traceback" not in err
+    assert err.splitlines()[-1] == "mixlayer-emulator: stopped."
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in workers if _alive(pid)]
+    assert not left, f"worker processes left behind: {left}"

@@ -34,6 +34,17 @@ def test_404_names_the_url_and_the_missing_v1(mixlayer_emulator) -> None:
     )
 
 
+def test_404_on_a_base_url_ending_in_embeddings_says_so(mixlayer_emulator) -> None:
+    base_url = mixlayer_emulator.base_url + "/embeddings"
+    client = MixlayerClient(api_key=mixlayer_emulator.api_key, model=MODEL, base_url=base_url)
+    with client, pytest.raises(NotFoundError) as info:
+        client.embed("x")
+    assert first_line(info.value) == (
+        f"Error code: 404 Not Found: Not Found (POST {base_url}/embeddings); the base URL ends "
+        "in /embeddings, which the client adds itself: the base URL should end in /v1"
+    )
+
+
 def test_connection_error_names_attempts_time_and_timeout() -> None:
     with (
         MixlayerClient(

@@ -9,10 +9,12 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import socket
 import sys
 from collections.abc import Sequence
 
+from .._cli import HelpFormatter
 from .._config import API_KEY_ENV, BASE_URL_ENV, MODEL_ENV
 from .._version import __version__
 
@@ -40,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="mixlayer-emulator",
         description="A local server speaking the Mixlayer embeddings API (lexical vectors, "
         "not Qwen3): for offline development and tests.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -185,7 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     executor = (
-        concurrent.futures.ProcessPoolExecutor(max_workers=args.workers)
+        concurrent.futures.ProcessPoolExecutor(
+            max_workers=args.workers, initializer=_worker_signals
+        )
         if args.workers > 0
         else None
     )
@@ -200,8 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
+    # SIGTERM stops it as Ctrl-C does: uvicorn re-raises the signal it caught once it has
+    # stopped serving, and SIGTERM's default action would then end this process before the
+    # worker processes are shut down, leaving them running.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt, _Terminated):
             asyncio.run(server.serve(sockets=[sock]))
     finally:
         if executor is not None:
@@ -209,6 +217,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         sock.close()
     print("mixlayer-emulator: stopped.", file=sys.stderr)
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception so the shutdown runs."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _worker_signals() -> None:
+    """In each worker process: the parent stops them (Ctrl-C reaches the whole terminal's
+    process group, so a worker ignores it); SIGTERM ends one at once, as by default (a worker
+    forked from the parent would otherwise run the parent's handlers and ignore it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover
