@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench dists clean
 
 # Silent (@) and to stderr (1>&2): `make demo ARGS="--json" | python -m json.tool` sees only
 # the demo's JSON on stdout, on a fresh machine too.
@@ -39,9 +39,18 @@ test: $(STAMP) $(WHEELHOUSE)/.done
 	$(BIN)/mypy
 	$(BIN)/python -m pytest --record-mode=none --block-network --allowed-hosts=127.0.0.1,localhost $(ARGS)
 
+# Every distribution this repository builds, into dist/: mixlayer-embeddings (wheel, sdist) and
+# the registries' names, langchain-mixlayer and llama-index-embeddings-mixlayer (metadata only:
+# each depends on mixlayer-embeddings with its extra).
+dists: $(STAMP)
+	$(BIN)/python -m hatchling build -d dist
+	for package in packages/*/; do \
+		(cd $$package && $(CURDIR)/$(BIN)/python -m hatchling build -d $(CURDIR)/dist) || exit 1; \
+	done
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/bench_ingest.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist

@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "packages").glob("*/README.md")),  # the registry distributions' pages
+]
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -24,9 +28,11 @@ def test_the_framework_pages_have_python_blocks() -> None:
         assert python_blocks(ROOT / name), name
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 # The README's Ray example starts a local cluster, and Ray warns about its own deprecated settings.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
+# langchain_core.load.loads announces itself as beta on every call: LangChain's notice, not ours.
+@pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
 def test_code_blocks_run(page: Path, mixlayer_emulator, monkeypatch, capsys, tmp_path) -> None:
     monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
     monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)

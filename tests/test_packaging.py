@@ -139,3 +139,64 @@ def test_fresh_venv_with_one_extra(
         assert "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines() == [result.stderr.strip()]
         assert f'pip install "mixlayer-embeddings[{extra_needed}]"' in result.stderr
+
+
+# -- the registries' distributions: langchain-mixlayer, llama-index-embeddings-mixlayer --------
+
+REGISTRY = {
+    "langchain-mixlayer": (
+        "langchain",
+        "from langchain_mixlayer import MixlayerEmbeddings as E\n"
+        "e = E(api_key=key, base_url=url, model=model, dimensions=32)\n"
+        "v = e.embed_query('how does bread rise?')\n",
+    ),
+    "llama-index-embeddings-mixlayer": (
+        "llama-index",
+        "from llama_index.embeddings.mixlayer import MixlayerEmbedding as E\n"
+        "e = E(api_key=key, api_base=url, model_name=model, dimensions=32)\n"
+        "v = e.get_query_embedding('how does bread rise?')\n",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def registry_dist(dist: Path) -> Path:
+    """The registries' wheels, built as `make dists` builds them, beside the core's."""
+    for name in REGISTRY:
+        run(sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", dist,
+            cwd=ROOT / "packages" / name)  # fmt: skip
+    return dist
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_a_registry_distribution_installs_imports_and_embeds(
+    registry_dist: Path, tmp_path: Path, mixlayer_emulator, name: str
+) -> None:
+    import mixlayer_embeddings
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    extra, script = REGISTRY[name]
+    project = tomllib.loads((ROOT / "packages" / name / "pyproject.toml").read_text())["project"]
+    assert project["version"] == mixlayer_embeddings.__version__
+    assert project["dependencies"] == [f"mixlayer-embeddings[{extra}]=={project['version']}"]
+    assert (ROOT / "packages" / name / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    wheel = next(registry_dist.glob(f"{name.replace('-', '_')}-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert all(".dist-info/" in n for n in names)  # metadata only: the code is the core's
+    assert f"Requires-Dist: mixlayer-embeddings[{extra}]==" in metadata
+    assert "License-Expression: MIT" in metadata and "Project-URL: Documentation" in metadata
+
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    run(python, "-m", "pip", "install", "--quiet", "--no-index", "--find-links", registry_dist,
+        "--find-links", WHEELHOUSE, name)  # fmt: skip
+    program = (
+        "import sys\n"
+        "url, key, model = sys.argv[1:4]\n" + script + "assert len(v) == 32\nprint('embedded')\n"
+    )
+    args = (mixlayer_emulator.base_url, mixlayer_emulator.api_key, mixlayer_emulator.model)
+    result = run(python, "-c", program, *args)
+    assert result.stdout.strip() == "embedded"
