@@ -308,10 +308,25 @@ def _ingest(
         f"{counts.tokens} tokens, {seconds:.1f} s"
         + (f"; resumed at row {start_row}" if start_row else "")
         + note
-        + (f"; {len(all_rejects)} rejected rows in {REJECTS}" if all_rejects else ""),
+        + (f"; {_count(len(all_rejects), 'rejected row')} in {REJECTS}" if all_rejects else ""),
         file=sys.stderr,
     )
     return EXIT_REJECTS if all_rejects else EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _rows_written(args: argparse.Namespace) -> str:
+    """ "N rows are written in OUT; " for the interrupt message, when it can be told."""
+    folder = args.output / NEXT if args.update else args.output
+    try:
+        parts = committed_parts(folder)
+    except (OSError, Refused):
+        return ""
+    rows = parts[-1].first_row + parts[-1].rows if parts else 0
+    return f"{rows} rows are written in {folder}; "
 
 
 def _gather_rejects(out: Path) -> list[dict[str, Any]]:
@@ -368,7 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return refusal.code
     except KeyboardInterrupt:
         print(
-            "mixlayer-embed: interrupted; run the same command again to continue.",
+            f"mixlayer-embed: interrupted; {_rows_written(args)}run the same command again "
+            "to continue.",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED

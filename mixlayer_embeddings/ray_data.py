@@ -34,8 +34,10 @@ from ._config import (
 )
 from ._exceptions import ConfigurationError
 from ._extras import require
+from ._models import Usage
 from ._options import EmbedOptions, OptionKwargs
 from ._pacing import RatePacer
+from ._usage import UsageTracker, tracking
 from ._validation import problem_of
 
 if TYPE_CHECKING:  # typing_extensions is only needed by type checkers (Unpack, Python < 3.11)
@@ -47,7 +49,7 @@ import numpy as np  # noqa: E402 - after the extra is known present
 import pyarrow as pa  # noqa: E402
 import ray  # noqa: E402
 
-__all__ = ["EmbedderKwargs", "MixlayerEmbedder", "SharedRateBudget", "embed_dataset"]
+__all__ = ["EmbedderKwargs", "MixlayerEmbedder", "SharedRateBudget", "UsageTally", "embed_dataset"]
 
 
 class EmbedderKwargs(ClientKwargs, OptionKwargs, total=False):
@@ -61,7 +63,9 @@ _OPTION_NAMES = frozenset(f.name for f in fields(EmbedOptions)) - {"encoding_for
 
 
 #: MixlayerEmbedder's own arguments (the rest are the core's settings and options).
-_EMBEDDER_OWN = frozenset({"on_reject", "error_column", "id_columns", "rate_budget", "api_key_env"})
+_EMBEDDER_OWN = frozenset(
+    {"on_reject", "error_column", "id_columns", "rate_budget", "api_key_env", "usage_tally"}
+)
 
 
 def _split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -85,6 +89,40 @@ def _split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 #: Texts per Ray batch handed to one embedder call: eight full requests, sent at once by the
 #: actor's client (one request per call would leave each actor waiting on one round trip).
 DEFAULT_RAY_BATCH_SIZE = 16384
+
+
+@ray.remote(num_cpus=0)
+class UsageTally:
+    """The service's usage over a whole job: every embedder given it (``usage_tally=``) adds
+    each call's tokens, requests, retries and 429s; ``totals()`` reads them::
+
+        tally = UsageTally.remote()
+        embed_dataset(ds, usage_tally=tally).write_parquet(...)
+        print(ray.get(tally.totals.remote()))
+    """
+
+    def __init__(self) -> None:
+        self._usage = UsageTracker()
+
+    def add(
+        self, prompt_tokens: int, total_tokens: int, requests: int, retries: int, limited: int
+    ) -> None:
+        self._usage.add(
+            Usage(prompt_tokens, total_tokens),
+            requests=requests,
+            retries=retries,
+            rate_limited=limited,
+        )
+
+    def totals(self) -> dict[str, int]:
+        usage = self._usage
+        return {
+            "prompt_tokens": usage.prompt_tokens,
+            "total_tokens": usage.total_tokens,
+            "requests": usage.requests,
+            "retries": usage.retries,
+            "rate_limited": usage.rate_limited,
+        }
 
 
 @ray.remote(num_cpus=0)
@@ -162,6 +200,7 @@ class MixlayerEmbedder:
         id_columns: Sequence[str] = (),
         rate_budget: Any = None,
         api_key_env: str = API_KEY_ENV,
+        usage_tally: Any = None,
         **settings: Unpack[EmbedderKwargs],
     ) -> None:
         if on_reject not in ("raise", "null"):
@@ -181,6 +220,7 @@ class MixlayerEmbedder:
         self.on_reject = on_reject
         self.error_column = error_column
         self.id_columns = tuple(id_columns)
+        self.usage_tally = usage_tally
         #: The per-call options of every batch: corpus text goes as "document" unless told.
         self.options: OptionKwargs = {"input_type": "document", **options}  # type: ignore[typeddict-item]
         if rate_budget is not None:
@@ -211,7 +251,13 @@ class MixlayerEmbedder:
         vectors = np.zeros((len(texts), self._width or 1), dtype=np.float32)
         if sendable:
             try:
-                sent = self._client.embed_array([texts[i] for i in sendable], **self.options)
+                with tracking(UsageTracker()) as call:
+                    try:
+                        sent = self._client.embed_array(
+                            [texts[i] for i in sendable], **self.options
+                        )
+                    finally:
+                        self._report(call)
                 got: list[Any] = list(sent.vectors)
             except InputRejectedError as exc:
                 if self.on_reject == "raise":
@@ -236,6 +282,16 @@ class MixlayerEmbedder:
         if self.on_reject == "null":
             table = table.append_column(self.error_column, pa.array(errors, type=pa.string()))
         return table
+
+    def _report(self, call: UsageTracker) -> None:
+        if self.usage_tally is not None:  # fire and forget: the tally is an actor
+            self.usage_tally.add.remote(
+                call.prompt_tokens,
+                call.total_tokens,
+                call.requests,
+                call.retries,
+                call.rate_limited,
+            )
 
     def _describe(self, indexes: Sequence[int], reason: str, table: pa.Table) -> str:
         rows = []

@@ -199,3 +199,19 @@ def test_no_key_anywhere_fails_on_the_driver_at_once(cluster) -> None:
         embed_dataset(dataset(["a"]), dimensions=32, api_key_env="MIXLAYER_KEY_NOWHERE")
     # The cluster's runtime_env holds MIXLAYER_API_KEY: the driver's own may be unset.
     embed_dataset(dataset(["a"]), dimensions=32)
+
+
+def test_a_jobs_usage_is_tallied_across_its_actors(cluster) -> None:
+    from mixlayer_embeddings.ray_data import UsageTally
+
+    cluster.state.reset()
+    tally = UsageTally.remote()  # type: ignore[attr-defined]
+    texts = [f"text number {i} about bread" for i in range(300)]
+    rows = embed_dataset(
+        dataset(texts), dimensions=32, concurrency=2, batch_size=50, usage_tally=tally
+    ).take_all()
+    assert len(rows) == 300
+    totals = ray.get(tally.totals.remote())
+    served = cluster.state.stats()
+    assert totals["total_tokens"] == served["tokens"] > 0
+    assert totals["requests"] == served["requests"]
