@@ -46,6 +46,7 @@ from ._bulk_output import (
     REJECTS,
     Part,
     Writer,
+    changed_settings,
     clear_leftovers,
     committed_parts,
     discard_output,
@@ -102,8 +103,8 @@ def _prepare(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> l
     if manifest_path.exists():
         saved = json.loads(manifest_path.read_text(encoding="utf-8"))
         before: dict[str, Any] = saved.get("settings", {})
-        if before != settings:
-            changed = sorted(k for k in {*before, *settings} if before.get(k) != settings.get(k))
+        changed = changed_settings(before, settings)
+        if changed:
             raise Refused(
                 f"{out} holds vectors made with other settings ({', '.join(changed)}). "
                 "Use another output directory, or --restart to discard it.",

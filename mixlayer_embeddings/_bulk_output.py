@@ -40,6 +40,7 @@ __all__ = [
     "REJECTS",
     "Part",
     "Writer",
+    "changed_settings",
     "clear_leftovers",
     "committed_parts",
     "discard_output",
@@ -87,6 +88,11 @@ def write_atomically(target: Path, write: Any) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, target)
     _fsync_dir(target.parent)
+
+
+def changed_settings(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The settings a folder's vectors were made with that differ from this run's."""
+    return sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
 
 
 def lock_output(out: Path) -> IO[str]:

@@ -22,6 +22,7 @@ from ._bulk_output import (
     EXIT_MISMATCH,
     MANIFEST,
     Part,
+    changed_settings,
     committed_parts,
     is_ours,
     write_atomically,
@@ -58,8 +59,8 @@ class EarlierOutput:
                 EXIT_MISMATCH,
             )
         before: dict[str, Any] = manifest.get("settings", {})
-        if before != settings:
-            changed = sorted(k for k in {*before, *settings} if before.get(k) != settings.get(k))
+        changed = changed_settings(before, settings)
+        if changed:
             raise Refused(
                 f"{out} holds vectors made with other settings ({', '.join(changed)}): an "
                 "update must use the same ones. Use --restart to embed everything again.",

@@ -53,6 +53,14 @@ class UsageTracker:
     def after_fork(self) -> None:
         self._lock = threading.Lock()
 
+    # Picklable (a callback handler that records payloads may be pickled with its owner).
+    def __getstate__(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return (
             f"UsageTracker(prompt_tokens={self.prompt_tokens}, total_tokens={self.total_tokens}, "

@@ -45,6 +45,15 @@ class FakeClock:
 
 
 @pytest.fixture
+def env(mixlayer_emulator, monkeypatch):  # type: ignore[no-untyped-def]
+    """The emulator, named by the environment as a user's shell would (key, URL, model)."""
+    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
+    monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
+    monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", mixlayer_emulator.model)
+    return mixlayer_emulator
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

@@ -38,14 +38,6 @@ def read_parquet(out: Path) -> tuple[list[str], list[int], np.ndarray]:
     return table.column("id").to_pylist(), table.column("row").to_pylist(), vectors
 
 
-@pytest.fixture
-def env(mixlayer_emulator, monkeypatch):
-    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
-    monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
-    monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", mixlayer_emulator.model)
-    return mixlayer_emulator
-
-
 ARGS = ["--text-field", "body", "--id-field", "id", "--dimensions", "64", "--batch-size", "10"]
 
 

@@ -21,14 +21,6 @@ from mixlayer_embeddings.emulator import embed_items
 ARGS = ["--dimensions", "32", "--batch-size", "4", "--no-progress"]
 
 
-@pytest.fixture
-def env(mixlayer_emulator, monkeypatch):
-    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
-    monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
-    monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", mixlayer_emulator.model)
-    return mixlayer_emulator
-
-
 def jsonl(path: Path, records: list[object]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path

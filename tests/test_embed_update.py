@@ -17,14 +17,6 @@ from mixlayer_embeddings.emulator import embed_items
 ARGS = ["--id-field", "doc_id", "--dimensions", "32", "--batch-size", "8", "--no-progress"]
 
 
-@pytest.fixture
-def env(mixlayer_emulator, monkeypatch):
-    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
-    monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
-    monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", mixlayer_emulator.model)
-    return mixlayer_emulator
-
-
 def write(path: Path, corpus: dict[int, str]) -> Path:
     lines = "".join(json.dumps({"doc_id": k, "text": v}) + "\n" for k, v in corpus.items())
     path.write_text(lines, encoding="utf-8")

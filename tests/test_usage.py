@@ -12,13 +12,10 @@ from mixlayer_embeddings import MixlayerClient, track_usage
 TEXTS = [f"passage {i} about bread, yeast and ovens" for i in range(40)]
 
 
-@pytest.fixture
-def env(mixlayer_emulator, monkeypatch):
-    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
-    monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
-    monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", mixlayer_emulator.model)
-    mixlayer_emulator.state.reset()
-    return mixlayer_emulator
+@pytest.fixture(autouse=True)
+def _fresh_counts(env):
+    """Each test compares with the emulator's count since it began."""
+    env.state.reset()
 
 
 @pytest.mark.parametrize("front", ["langchain", "llama_index"])
@@ -141,3 +138,15 @@ def test_a_llama_index_pipeline_reaches_usage_by_event_and_callback(env) -> None
     served = env.state.stats()["tokens"]
     assert sum(e.total_tokens for e in events) == served == embedder.usage.total_tokens
     assert sum(p.total_tokens for p in payloads) == served  # type: ignore[attr-defined]
+
+
+def test_a_tracker_pickles_with_its_counts() -> None:
+    import pickle
+
+    from mixlayer_embeddings import Usage, UsageTracker
+
+    tracker = UsageTracker()
+    tracker.add(Usage(3, 3), requests=1)
+    copy = pickle.loads(pickle.dumps(tracker))
+    copy.add(Usage(1, 1))
+    assert (copy.total_tokens, copy.requests, tracker.total_tokens) == (4, 1, 3)
