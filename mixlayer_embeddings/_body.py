@@ -91,7 +91,14 @@ class _Body:
         elif encoding in ("", "identity", "gzip", "x-gzip"):
             self.source = "raw"
         else:
-            self.source = "decoded"
+            # We ask for gzip only. Another encoding (deflate, br, zstd, several at once) would
+            # be inflated by httpx a whole chunk at once, outside our bound, and its corrupt
+            # data would surface as a connection error: refused, typed, before reading it.
+            raise ResponseValidationError(
+                f"the response body is encoded as {encoding!r}, which this client did not ask "
+                "for (it sends Accept-Encoding: gzip)",
+                request=response.request,
+            )
         self._inflater = (
             zlib.decompressobj(16 + zlib.MAX_WBITS)
             if self.source == "raw" and encoding in ("gzip", "x-gzip")
@@ -101,12 +108,12 @@ class _Body:
     def chunks(self) -> Iterator[bytes]:
         if self.source == "content":
             return iter([self.response.content])
-        return self.response.iter_raw() if self.source == "raw" else self.response.iter_bytes()
+        return self.response.iter_raw()
 
     def achunks(self) -> AsyncIterator[bytes]:
         if self.source == "content":
             return _one(self.response.content)
-        return self.response.aiter_raw() if self.source == "raw" else self.response.aiter_bytes()
+        return self.response.aiter_raw()
 
     def feed(self, raw: bytes) -> bool:
         """Take a raw chunk; False once the limit is passed (read no more)."""

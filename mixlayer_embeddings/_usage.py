@@ -18,6 +18,7 @@ import contextvars
 import threading
 from collections.abc import Iterator
 
+from ._fork import register_for_fork
 from ._models import Usage
 
 __all__ = ["UsageTracker", "active_trackers", "track_usage", "tracking"]
@@ -33,6 +34,8 @@ class UsageTracker:
         self.requests = 0
         self.retries = 0
         self.rate_limited = 0
+        # A fork while another thread holds the lock would leave the child's copy held forever.
+        register_for_fork(self)
 
     def add(
         self,
@@ -50,7 +53,7 @@ class UsageTracker:
             self.retries += retries
             self.rate_limited += rate_limited
 
-    def after_fork(self) -> None:
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
     # Picklable (a callback handler that records payloads may be pickled with its owner).
@@ -60,6 +63,7 @@ class UsageTracker:
     def __setstate__(self, state: dict[str, int]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        register_for_fork(self)
 
     def __repr__(self) -> str:
         return (

@@ -458,3 +458,41 @@ def test_a_usage_that_is_not_a_count_is_read_as_zero_not_trusted(reported) -> No
         usage = client.embed(["a" * 300]).usage
         assert (usage.prompt_tokens, usage.total_tokens) == (0, 0)
         assert client._estimator.bytes_per_token == 3.0  # learned nothing from it
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is a POSIX call")
+def test_a_usage_tracker_held_at_the_fork_is_usable_in_the_child() -> None:
+    from mixlayer_embeddings import Usage, UsageTracker
+
+    tracker = UsageTracker()
+    tracker._lock.acquire()  # another thread is adding at the moment of the fork
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports by its exit status
+        import signal
+
+        signal.alarm(5)  # a deadlock ends the child with SIGALRM, not the test run
+        tracker.add(Usage(1, 1))
+        os._exit(0 if tracker.total_tokens == 1 else 1)
+    tracker._lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("encoding", ["deflate", "br", "zstd", "gzip, gzip", "compress"])
+def test_a_body_in_an_encoding_we_did_not_ask_for_is_refused_unread(encoding) -> None:
+    """httpx would inflate deflate, br or zstd a whole chunk at once (outside the body bound),
+    and report corrupt data as a connection error, retried."""
+    from mixlayer_embeddings import ResponseValidationError
+
+    body = _Streamed(b"x" * 100)
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers={"content-encoding": encoding}, stream=body)
+    )
+    with (
+        MixlayerClient(
+            api_key=KEY, model=MODEL, http_client=httpx.Client(transport=transport)
+        ) as client,
+        pytest.raises(ResponseValidationError, match="which this client did not ask for"),
+    ):
+        client.embed(["a"])
+    assert body.read == 0
