@@ -113,3 +113,29 @@ def test_debug_shows_the_traceback(monkeypatch) -> None:
 
     with pytest.raises(APIConnectionError):
         main(["--top", "1", "--json", "--debug"])
+
+
+def test_make_demo_json_pipes_into_a_json_parser() -> None:
+    """`make demo ARGS="--json" | python -m json.tool`: make echoes no command on stdout."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    make = shutil.which("make")
+    if make is None:  # pragma: no cover - make is how this repository is driven
+        pytest.skip("no make on this machine")
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS", "MIXLAYER_"))}
+    result = subprocess.run(  # noqa: S603 - make, in this repository, with a fixed target
+        [make, "--no-print-directory", "demo", "ARGS=--json --top 1"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["emulator"] is True
