@@ -307,6 +307,32 @@ class MixlayerEmbedder:
         raise TypeError("MixlayerEmbedder holds a live client; pass the class to map_batches")
 
 
+def _without_written_rows(ds: ray.data.Dataset, folder: str, id_columns: Any) -> ray.data.Dataset:
+    """``ds`` without the rows whose id an earlier run wrote to ``folder`` (read here, on the
+    driver, once: only the id column)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    if len(id_columns) != 1:
+        raise ValueError(
+            "resume_from needs id_columns=[...] naming one column of unique ids, "
+            f"got {list(id_columns)!r}"
+        )
+    (column,) = id_columns
+    try:
+        written = pads.dataset(folder, format="parquet").to_table(columns=[column])[column]
+    except FileNotFoundError:
+        return ds  # nothing written yet: the whole job runs
+    if len(written) == 0:
+        return ds
+    done = written.combine_chunks()
+
+    def drop_written(batch: pa.Table) -> pa.Table:
+        return batch.filter(pc.invert(pc.is_in(batch[column], value_set=done)))
+
+    return ds.map_batches(drop_written, batch_format="pyarrow")
+
+
 def _check_key_reaches_workers(api_key_env: str) -> None:
     """Fail on the driver, at once, when no key can reach the workers: not in this process's
     environment nor in the job's ``runtime_env`` (otherwise every actor fails after Ray's
@@ -336,6 +362,7 @@ def embed_dataset(
     request_size: int = DEFAULT_BATCH_SIZE,
     shared_rate_limit: bool = True,
     rate: float | None = None,
+    resume_from: str | None = None,
     **embedder_options: Any,
 ) -> ray.data.Dataset:
     """``ds`` with an ``output_column`` of float32 vectors, embedded by ``concurrency`` actors.
@@ -348,6 +375,12 @@ def embed_dataset(
     keeps to the key's limit; without it, each actor's client paces itself at ``rate``.
     Every other keyword (a client setting or a per-call option: ``EmbedderKwargs``) goes to
     ``MixlayerEmbedder``, checked here, before any actor starts.
+
+    ``resume_from``: the Parquet output (a folder, local or ``s3://``…) of an earlier run of
+    the same job that failed part-way. Rows whose id (``id_columns``, one column of unique
+    ids) is already there are dropped before embedding, so writing the result into that same
+    folder (``write_parquet`` names its files per run) completes it: every row once, and no
+    request for a row already written.
     """
     _split_settings({k: v for k, v in embedder_options.items() if k not in _EMBEDDER_OWN})
     _check_key_reaches_workers(embedder_options.get("api_key_env", API_KEY_ENV))
@@ -356,6 +389,8 @@ def embed_dataset(
     budget = SharedRateBudget.remote(rate) if shared_rate_limit else None  # type: ignore[attr-defined]
     if not shared_rate_limit and rate is not None:
         embedder_options["rate"] = rate
+    if resume_from is not None:
+        ds = _without_written_rows(ds, resume_from, embedder_options.get("id_columns", ()))
     return ds.map_batches(
         MixlayerEmbedder,
         fn_constructor_kwargs={

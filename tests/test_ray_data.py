@@ -215,3 +215,31 @@ def test_a_jobs_usage_is_tallied_across_its_actors(cluster) -> None:
     served = cluster.state.stats()
     assert totals["total_tokens"] == served["tokens"] > 0
     assert totals["requests"] == served["requests"]
+
+
+def test_a_failed_job_resumes_from_what_it_wrote(cluster, tmp_path) -> None:
+    texts = [f"passage {i} about rye" for i in range(300)]
+    out = str(tmp_path / "embedded")
+    # What a job that failed half-way leaves behind: the parts it wrote.
+    embed_dataset(dataset(texts[:150]), dimensions=32, concurrency=1).write_parquet(out)
+    cluster.state.reset()
+    full = dataset(texts)
+    resumed = embed_dataset(full, dimensions=32, concurrency=1, id_columns=["id"], resume_from=out)
+    resumed.write_parquet(out)
+    assert cluster.state.stats()["items"] == 150  # only the rows not written
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out).sort_by("id")
+    ids = table.column("id").to_pylist()
+    assert sorted(ids) == sorted(f"doc-{i}" for i in range(300))  # every row, once
+    order = [int(i.split("-")[1]) for i in ids]
+    vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
+    with MixlayerClient(api_key=cluster.api_key, base_url=cluster.base_url, model=MODEL) as client:
+        expected = client.embed_array([texts[i] for i in order], dimensions=32,
+                                      input_type="document").vectors  # fmt: skip
+    assert np.array_equal(vectors, expected)
+
+
+def test_resume_needs_one_id_column(cluster) -> None:
+    with pytest.raises(ValueError, match="resume_from needs id_columns"):
+        embed_dataset(dataset(["a"]), dimensions=32, resume_from="/nowhere")
