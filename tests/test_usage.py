@@ -150,3 +150,18 @@ def test_a_tracker_pickles_with_its_counts() -> None:
     copy = pickle.loads(pickle.dumps(tracker))
     copy.add(Usage(1, 1))
     assert (copy.total_tokens, copy.requests, tracker.total_tokens) == (4, 1, 3)
+
+
+def test_each_request_shows_its_input_type_and_dimensions_never_its_texts(env, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="mixlayer_embeddings")  # the access log too
+    with MixlayerClient() as client:
+        client.embed(["a secret sentence"], input_type="query", dimensions=64)
+    client_lines = [r.getMessage() for r in caplog.records if r.name == "mixlayer_embeddings"]
+    access = [
+        r.getMessage() for r in caplog.records if r.name == "mixlayer_embeddings.emulator.access"
+    ]
+    assert any("input_type=query, dimensions=64" in line for line in client_lines), client_lines
+    assert any("input_type=query, dimensions=64" in line for line in access), access
+    assert "a secret sentence" not in caplog.text
