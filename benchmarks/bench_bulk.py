@@ -71,6 +71,7 @@ def run_cli(source: Path, out: Path, base_url: str, dims: int, *extra: str, kill
     if "--restart" in extra:
         shutil.rmtree(out, ignore_errors=True)  # so a kill watcher never sees an old run's parts
     env = {**os.environ, "MIXLAYER_API_KEY": KEY, "MIXLAYER_BASE_URL": base_url}
+    env["MIXLAYER_EMBEDDING_MODEL"] = MODEL  # the CLI has no default model, as the clients
     # Peak RSS from /usr/bin/time: a child forked from this (large) process would count the
     # parent's pages in its own ru_maxrss.
     command = ["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, "-m"]
@@ -83,7 +84,7 @@ def run_cli(source: Path, out: Path, base_url: str, dims: int, *extra: str, kill
         from mixlayer_embeddings._bulk import committed_parts
 
         while proc.poll() is None:  # SIGKILL goes to the CLI, under /usr/bin/time
-            done = sum(part.rows for part in committed_parts(out))
+            done = sum(part.rows for part in committed_parts(out)) if out.exists() else 0
             if done >= kill_at * total:
                 children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text()
                 for pid in children.split():
@@ -228,7 +229,7 @@ def main() -> int:
             result = run_cli(faulty_source, faulty_out, base_url, args.dims, "--restart",
                              "--max-retries", "8")  # fmt: skip
             ids, vectors = read_output(faulty_out)
-            lines = (faulty_out / "rejects.jsonl").read_text().splitlines()
+            lines = (faulty_out / "_rejects.jsonl").read_text().splitlines()
             rejects = [json.loads(line)["row"] for line in lines]
             faults = {
                 "exit": result["exit"], "wall": result["wall"], "rows": len(ids),
