@@ -185,7 +185,8 @@ def _run_locked(args: argparse.Namespace) -> int:
     resolved = config.resolve(CLI_NAMES)
     id_type = id_type_of(args.input, args.id_field)
     settings = _settings(args, resolved.model, str(resolved.base_url), id_type)
-    if not args.update:
+    if not args.update or not (args.output / MANIFEST).exists():
+        # (An update with nothing earlier is a first run: every row is new.)
         parts = _prepare(args, args.output, settings)
         return _ingest(args, args.output, parts, settings, None)
     if finish_swap(args.output):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ._bulk_input import Refused, Row, RowDigest, text_key
@@ -38,12 +38,13 @@ class Entry:
 
 @dataclass
 class Counts:
+    """This run's rows by fate, and the tokens the service counted for them."""
+
     sent: int = 0
     embedded: int = 0
     carried: int = 0
     rejected: int = 0
     tokens: int = 0
-    seen_ids: set[Any] = field(default_factory=set)
 
 
 class Ingest:

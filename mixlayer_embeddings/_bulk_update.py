@@ -49,8 +49,6 @@ class EarlierOutput:
 
     def __init__(self, out: Path, settings: dict[str, Any]) -> None:
         manifest_path = out / MANIFEST
-        if not manifest_path.exists():
-            raise Refused(f"--update needs an earlier output in {out}; there is none", 2)
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if "completed" not in manifest:
             raise Refused(

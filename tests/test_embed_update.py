@@ -111,3 +111,11 @@ def test_an_update_needs_ids_and_the_same_settings(env, tmp_path, capsys) -> Non
     other = [*ARGS[:-4], "64", *ARGS[-3:]]  # --dimensions 64
     assert bulk.main([str(source), str(out), *other, "--update"]) == bulk.EXIT_MISMATCH
     assert "other settings (dimensions)" in capsys.readouterr().err
+
+
+def test_a_first_update_is_a_first_run(env, tmp_path) -> None:
+    source = write(tmp_path / "corpus.jsonl", {1: "a", 2: "b"})
+    out = tmp_path / "out"
+    assert bulk.main([str(source), str(out), *ARGS, "--update"]) == 0  # a scheduled job's 1st
+    ids, _ = table_of(out)
+    assert ids == [1, 2]
