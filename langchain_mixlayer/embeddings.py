@@ -100,7 +100,7 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
     trust_env: bool = True
     """Read proxy settings and netrc from the environment (as httpx does); False ignores them."""
     dedupe: bool = True
-    """Identical texts within one request are sent once, and their vector given to each."""
+    """Identical texts within one call are sent once, and their vector given to each."""
     rate: float | None = None
     """Requests per second the key may send, if you know it; None learns it from 429s."""
     show_progress_bar: bool = False

@@ -108,7 +108,7 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
     )
     dedupe: bool = Field(
         default=True,
-        description="Identical texts within one request are sent once, their vector given to each.",
+        description="Identical texts within one call are sent once, their vector given to each.",
     )
     rate: float | None = Field(
         default=None,

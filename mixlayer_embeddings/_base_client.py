@@ -27,6 +27,7 @@ from ._config import (
     lookup_model,
     to_timeout,
 )
+from ._dedupe import Copies
 from ._exceptions import InvalidParameterError
 from ._flow import (
     DEADLINE_PASSED,
@@ -200,6 +201,11 @@ class _BaseClient(Generic[HttpClientT]):
             return Plan(body, [], False, options.dimensions, chosen_model, -1, raw, **limits)
         normalized = normalize_input(input)
         items = normalized.items
+        # A call's repeated items are sent once, whichever batches they would fall in.
+        copies = Copies.of(items) if self._config.dedupe and len(items) > 1 else None
+        if copies is not None:
+            items = copies.distinct
+            limits |= {"fan": copies.fan, "copies": copies.counts()}
         tokens = [self._estimator.estimate(item) for item in items]
         slices = plan_token_batches(tokens, self.batch_size, self._capacity.request_budget())
         batches = [Batch(a, items[a:b], sum(tokens[a:b])) for a, b in slices]

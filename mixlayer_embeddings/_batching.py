@@ -63,10 +63,22 @@ class Plan:
     #: The whole call's deadline: seconds, and when they run out on the client's clock.
     deadline: float | None = None
     deadline_at: float | None = None
-    #: Identical items of one request are sent once (the client's ``dedupe``).
+    #: Identical items are sent once (the client's ``dedupe``): within a call for a list,
+    #: within each request for a stream.
     dedupe: bool = True
     #: Where this call's usage and requests are reported (``track_usage`` blocks in force).
     trackers: tuple[Any, ...] = ()
+    #: A call whose input repeats items: its batches hold each distinct item once, and
+    #: ``fan[i]`` is the distinct item that input ``i`` is (None: no repeats, or a stream).
+    fan: list[int] | None = None
+    #: For each distinct item, how many inputs it stands for (with ``fan``).
+    copies: list[int] | None = None
+
+    def inputs_in(self, batch: Batch) -> int:
+        """How many of the call's inputs ``batch`` answers (its items, counted with copies)."""
+        if self.copies is None:
+            return len(batch.items)
+        return sum(self.copies[batch.start : batch.start + len(batch.items)])
 
     @property
     def shown_options(self) -> str:

@@ -129,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
         "--dedupe",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="send identical texts of one request once, their vector given to each row",
+        help="send identical texts of one request once, their vector given to each of them",
     )
     parser.add_argument(
         "--allow-insecure-http",

@@ -44,6 +44,8 @@ from ._results import (
     EmbeddedBatch,
     EmbeddingArray,
     ListCollector,
+    spread_array,
+    spread_response,
     streamed_batch,
 )
 from ._validation import EmbeddingInput
@@ -117,9 +119,10 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         deadline: float | None = None,
     ) -> EmbeddingResponse:
         """``embed`` with its options as one ``EmbedOptions`` value (what the adapters use)."""
-        collector = self._run(self._plan(input, options, model, deadline=deadline), on_progress)
+        plan = self._plan(input, options, model, deadline=deadline)
+        collector = self._run(plan, on_progress)
         assert isinstance(collector, ListCollector)
-        return collector.response()
+        return spread_response(collector.response(), plan.fan)
 
     def embed_array(
         self,
@@ -136,7 +139,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         plan = self._plan(input, EmbedOptions(**options_kw), model, raw=True, deadline=deadline)
         collector = self._run(plan, on_progress)
         assert isinstance(collector, ArrayCollector)
-        return collector.array()
+        return spread_array(collector.array(), plan.fan)
 
     def _run(
         self, plan: Plan, on_progress: ProgressCallback | None
@@ -154,7 +157,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                 if tally.record(batch, outcome):
                     break
                 if on_progress is not None and isinstance(outcome, ParsedBatch):
-                    on_progress(len(batch.items))
+                    on_progress(plan.inputs_in(batch))
         finally:
             outcomes.close()  # drops the batches not started
         return tally.finish()
@@ -297,11 +300,10 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         deadline: float | None = None,
     ) -> EmbeddingResponse:
         """``embed`` with its options as one ``EmbedOptions`` value (what the adapters use)."""
-        collector = await self._run(
-            self._plan(input, options, model, deadline=deadline), on_progress
-        )
+        plan = self._plan(input, options, model, deadline=deadline)
+        collector = await self._run(plan, on_progress)
         assert isinstance(collector, ListCollector)
-        return collector.response()
+        return spread_response(collector.response(), plan.fan)
 
     async def embed_array(
         self,
@@ -316,7 +318,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         plan = self._plan(input, EmbedOptions(**options_kw), model, raw=True, deadline=deadline)
         collector = await self._run(plan, on_progress)
         assert isinstance(collector, ArrayCollector)
-        return collector.array()
+        return spread_array(collector.array(), plan.fan)
 
     async def _run(
         self, plan: Plan, on_progress: ProgressCallback | None
@@ -328,7 +330,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                 if tally.record(batch, outcome):
                     break
                 if on_progress is not None and isinstance(outcome, ParsedBatch):
-                    on_progress(len(batch.items))
+                    on_progress(plan.inputs_in(batch))
         finally:
             await outcomes.aclose()  # cancels the requests still in flight
         return tally.finish()

@@ -361,7 +361,9 @@ class ClientConfig:
     #: Read proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and netrc from the
     #: environment, as httpx does by default; False ignores them.
     trust_env: bool = True
-    #: Identical items within one request are sent once and their vector given to each.
+    #: Identical items are sent once and their vector given to each: within one call of
+    #: ``embed``/``embed_array`` (whatever requests they fall in), within one request of a
+    #: stream (``iter_embed``).
     dedupe: bool = True
     rate: float | None = None
     pacer: Pacer | None = None

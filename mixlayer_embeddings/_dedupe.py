@@ -1,9 +1,10 @@
-"""Identical items of one request sent once: the request carries each distinct item, and its
-vector is given back to every position that held it.
+"""Identical items sent once, their vector given back to every position that held it.
 
 Web corpora repeat boilerplate (cookie banners, footers, "Read more"); a service bills and
-computes every copy. Pure: ``Copies`` maps positions to distinct items and back; the flow
-(``_flow.batch_flow``) sends the compact batch and spreads what comes back.
+computes every copy. Pure: ``Copies`` maps positions to distinct items and back. A call on a
+list is planned over its distinct items (``_base_client._plan``; ``_results`` spreads the
+answer and any error back to the inputs); a stream's batches are compacted one request at a
+time (``_flow.batch_flow``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ._batching import Batch
 from ._models import Usage
 from ._response import ParsedBatch
 
-__all__ = ["Copies"]
+__all__ = ["Copies", "own_copies"]
 
 
 def _key(item: Any) -> Any:
@@ -42,6 +43,13 @@ class Copies:
             first.setdefault(slot, item)
         return cls([first[slot] for slot in range(len(seen))], fan)
 
+    def counts(self) -> list[int]:
+        """For each distinct item, how many positions hold it."""
+        counts = [0] * len(self.distinct)
+        for slot in self.fan:
+            counts[slot] += 1
+        return counts
+
     def compact(self, batch: Batch) -> Batch:
         """The batch as it is sent: each distinct item once, its token estimate in proportion."""
         tokens = max(1, batch.tokens * len(self.distinct) // len(self.fan))
@@ -49,7 +57,7 @@ class Copies:
 
     def spread(self, parsed: ParsedBatch) -> ParsedBatch:
         """The compact batch's vectors given to every position (usage as the service said)."""
-        vectors: Any = [parsed.embeddings[slot] for slot in self.fan]
+        vectors: Any = own_copies([parsed.embeddings[slot] for slot in self.fan])
         return ParsedBatch(vectors, parsed.model, parsed.usage, parsed.requests)
 
     def positions(
@@ -71,3 +79,17 @@ class Copies:
                 spread.append((start + i, ParsedBatch([vectors[slot]], model, usage, 0)))
                 usage = Usage()
         return [start + i for i, slot in enumerate(self.fan) if slot in refused], spread
+
+
+def own_copies(vectors: list[Any]) -> list[Any]:
+    """``vectors`` where an object seen before is replaced by a copy of it: two inputs never
+    share one list, so changing one input's vector cannot change another's."""
+    seen: set[int] = set()
+    out: list[Any] = []
+    for vector in vectors:
+        if isinstance(vector, list) and id(vector) in seen:
+            vector = list(vector)
+        elif vector is not None:
+            seen.add(id(vector))
+        out.append(vector)
+    return out

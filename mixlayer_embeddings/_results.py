@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._batching import Batch, Plan
+from ._dedupe import own_copies
 from ._exceptions import APIError, InputRejectedError, ResponseValidationError
 from ._models import EmbeddingResponse, Usage
 from ._response import ParsedBatch
@@ -34,6 +35,8 @@ __all__ = [
     "PartialResult",
     "collector_for",
     "settle",
+    "spread_array",
+    "spread_response",
     "streamed_batch",
 ]
 
@@ -129,6 +132,23 @@ class PartialResult:
         for index, vector in zip(todo, retried, strict=True):
             merged[index - self.start] = vector
         return merged
+
+    def spread(self, fan: list[int]) -> PartialResult:
+        """This result of a call's distinct items, given back to every input (``fan[i]`` is
+        the distinct item input ``i`` is): failed ranges become the inputs' own ranges."""
+        failed_at = {i: r.error for r in self.failed for i in r.indexes}
+        embeddings = own_copies([self.embeddings[slot] for slot in fan])
+        failed: list[FailedRange] = []
+        for position, slot in enumerate(fan):
+            if slot not in failed_at:
+                continue
+            error = failed_at[slot]
+            last = failed[-1] if failed else None
+            if last is not None and last.stop == position and last.error is error:
+                failed[-1] = FailedRange(last.start, position + 1, error)
+            else:
+                failed.append(FailedRange(position, position + 1, error))
+        return PartialResult(len(fan), embeddings, failed, self.usage, self.start)
 
     def __repr__(self) -> str:
         return (
@@ -297,15 +317,57 @@ class CallTally:
             if batch.start not in self._settled:
                 collector.fail(batch.start, batch.stop, None)
         error: APIError
+        fan = plan.fan
+        # Named by the inputs the user passed (with ``fan``: every copy of a refused item).
+        named = rejected if fan is None else [_spread(e, fan) for e in rejected]
         if fatal is not None:
             error = fatal
         elif len(rejected) == 1 and len(plan.batches) == 1:
-            error = rejected[0]  # its own message is exact: the batch is the whole call
+            # Its own wording is exact: the batch is the whole call.
+            error = (
+                named[0]
+                if fan is None
+                else InputRejectedError.from_refusal(
+                    named[0], named[0].indexes, batch_size=len(fan)
+                )
+            )
         else:
-            error = InputRejectedError.combine(rejected, plan.total)
+            error = InputRejectedError.combine(named, len(fan) if fan else plan.total)
         if len(plan.batches) > 1 or rejected:
-            error.partial = collector.partial()
+            partial = collector.partial()
+            error.partial = partial if fan is None else partial.spread(fan)
         raise error
+
+
+def _spread(error: InputRejectedError, fan: list[int]) -> InputRejectedError:
+    """A copy of ``error`` naming every input that is one of its refused distinct items."""
+    refused = set(error.indexes)
+    return InputRejectedError(
+        str(error),  # not shown: combine() words the call's error from the indexes
+        response=error.response,
+        body=error.body,
+        code=error.code,
+        type=error.type,
+        detail=error.detail,
+        indexes=[i for i, slot in enumerate(fan) if slot in refused],
+    )
+
+
+def spread_response(response: EmbeddingResponse, fan: list[int] | None) -> EmbeddingResponse:
+    """The response of a call's distinct items, one vector per input again."""
+    if fan is None:
+        return response
+    vectors = response.embeddings
+    return replace(response, embeddings=own_copies([vectors[slot] for slot in fan]))
+
+
+def spread_array(array: EmbeddingArray, fan: list[int] | None) -> EmbeddingArray:
+    """The array of a call's distinct items, one row per input again (a new array)."""
+    if fan is None:
+        return array
+    import numpy as np
+
+    return replace(array, vectors=np.ascontiguousarray(array.vectors[fan]))
 
 
 def streamed_batch(

@@ -1,12 +1,18 @@
-"""Identical items within one request are sent once and their vector given to every copy,
-against the emulator (which counts the items it embeds); ``dedupe=False`` sends every copy."""
+"""Identical items within one call (or one request of a stream) are sent once and their vector
+given to every copy, against the emulator (which counts the items it embeds); ``dedupe=False``
+sends every copy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mixlayer_embeddings import AsyncMixlayerClient, InputRejectedError, MixlayerClient
+from mixlayer_embeddings import (
+    AsyncMixlayerClient,
+    AuthenticationError,
+    InputRejectedError,
+    MixlayerClient,
+)
 from mixlayer_embeddings.emulator import embed_items
 
 POISON = "x " * 40_000  # longer than the emulator's context window
@@ -76,3 +82,58 @@ def test_token_arrays_are_deduplicated_too(mixlayer_emulator):
         vectors = client.embed(tokens, dimensions=32).embeddings
     assert mixlayer_emulator.state.items - before == 2
     assert vectors[0] == vectors[2] != vectors[1]
+
+
+def test_copies_in_different_requests_of_one_call_are_sent_once(mixlayer_emulator):
+    texts = [f"text {i % 5}" for i in range(40)]  # 5 distinct, spread over every request
+    seen: list[int] = []
+    with client_for(mixlayer_emulator, batch_size=4) as client:
+        before = mixlayer_emulator.state.items
+        response = client.embed(
+            texts, dimensions=32, input_type="document", on_progress=seen.append
+        )
+        array = client.embed_array(texts, dimensions=32, input_type="document").vectors
+    assert mixlayer_emulator.state.items - before == 5 + 5
+    assert sum(seen) == 40  # progress counts the inputs, copies included
+    assert np.array_equal(np.array(response.embeddings, dtype=np.float32), expected(texts))
+    assert np.array_equal(array, expected(texts))
+    response.embeddings[0][0] = 99.0  # each input owns its vector: no copy changes with it
+    assert response.embeddings[5][0] != 99.0
+
+
+def test_a_refused_item_repeated_across_requests_is_named_at_every_copy(mixlayer_emulator):
+    texts = ["fine", POISON, "other", "fine", POISON, "last"]
+    with (
+        client_for(mixlayer_emulator, batch_size=2) as client,
+        pytest.raises(InputRejectedError) as info,
+    ):
+        client.embed(texts, dimensions=32, input_type="document")
+    assert info.value.indexes == [1, 4]
+    assert str(info.value).startswith("The service refused input items 1, 4 (")
+    partial = info.value.partial
+    assert partial is not None and partial.total == 6 and partial.failed_indexes == [1, 4]
+    kept = [partial.embeddings[i] for i in (0, 2, 3, 5)]
+    assert np.array_equal(
+        np.array(kept, dtype=np.float32), expected(["fine", "other", "fine", "last"])
+    )
+    retried = (
+        client_for(mixlayer_emulator)
+        .embed(["mended one", "mended two"], dimensions=32, input_type="document")
+        .embeddings
+    )
+    assert partial.fill(retried)[4] == retried[1]
+
+
+def test_a_call_that_fails_part_way_spreads_what_it_did_embed(mixlayer_emulator):
+    texts = [f"text {i % 6}" for i in range(24)]
+    mixlayer_emulator.script([{"latency_ms": 0}, {"status": 401}])
+    with (
+        client_for(mixlayer_emulator, batch_size=2, max_concurrency=1) as client,
+        pytest.raises(AuthenticationError) as info,
+    ):
+        client.embed(texts, dimensions=32, input_type="document")
+    partial = info.value.partial
+    assert partial.total == 24
+    done = [i for i in range(24) if partial.embeddings[i] is not None]
+    assert done == [i for i in range(24) if i % 6 in (0, 1)]  # the first request's 2 texts
+    assert sorted(partial.failed_indexes) == [i for i in range(24) if i % 6 not in (0, 1)]
