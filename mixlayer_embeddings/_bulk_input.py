@@ -111,7 +111,9 @@ def _id_problem(value: Any, id_type: str, id_field: str) -> str | None:
     if value is None:
         return None  # a null id stays null
     fits = {
-        "int64": isinstance(value, int) and not isinstance(value, bool),
+        "int64": isinstance(value, int)
+        and not isinstance(value, bool)
+        and -(2**63) <= value < 2**63,
         "float64": isinstance(value, int | float) and not isinstance(value, bool),
         "string": isinstance(value, str),
     }.get(id_type, True)

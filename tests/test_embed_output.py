@@ -91,6 +91,15 @@ def test_bad_rows_are_rejects_with_their_reason_and_the_run_goes_on(env, tmp_pat
     assert why[8] == why[9] == "empty line"
 
 
+def test_an_integer_id_beyond_int64_is_a_reject_not_a_crash(env, tmp_path) -> None:
+    records = [{"id": 1, "text": "a"}, {"id": 2**64, "text": "b"}, {"id": 3, "text": "c"}]
+    source = jsonl(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out"
+    assert bulk.main([str(source), str(out), "--id-field", "id", *ARGS]) == bulk.EXIT_REJECTS
+    assert pq.read_table(out).column("id").to_pylist() == [1, 3]
+    assert rejects_of(out)[1] == f"the id {2**64} is not of this file's id type (int64)"
+
+
 def test_a_file_of_only_empty_rows_without_dimensions_completes(env, tmp_path) -> None:
     source = tmp_path / "in.txt"
     source.write_text("first\n\n\n  \n", encoding="utf-8")
