@@ -64,6 +64,7 @@ from ._bulk_update import (
 )
 from ._config import API_KEY_ENV, BASE_URL_ENV, lookup_model
 from ._extras import require
+from ._validation import is_utf8
 
 __all__ = [
     "EXIT_BUSY",
@@ -331,16 +332,21 @@ def _rows_written(args: argparse.Namespace) -> str:
     return f"{rows} rows are written in {folder}; "
 
 
+def _json_line(record: dict[str, Any]) -> str:
+    """One JSON line, readable as UTF-8: text as is, or escaped where it is not valid Unicode
+    (a row read from bytes that are not UTF-8)."""
+    line = json.dumps(record, ensure_ascii=False)
+    return (line if is_utf8(line) else json.dumps(record)) + "\n"
+
+
 def _gather_rejects(out: Path) -> list[dict[str, Any]]:
     rejects: list[dict[str, Any]] = []
     for part in committed_parts(out):
         rejects.extend(part.sidecar()["rejects"])
     target = out / REJECTS
     if rejects:
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects)
-        write_atomically(
-            target, lambda p: p.write_text(lines, encoding="utf-8", errors="surrogateescape")
-        )
+        lines = "".join(_json_line(r) for r in rejects)
+        write_atomically(target, lambda p: p.write_text(lines, encoding="utf-8"))
     elif target.exists():
         target.unlink()
     return rejects

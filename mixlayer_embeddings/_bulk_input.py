@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ._extras import require
-from ._validation import problem_of
+from ._validation import is_utf8, problem_of
 
 __all__ = [
     "ID_TYPES",
@@ -115,7 +115,7 @@ def _id_problem(value: Any, id_type: str, id_field: str) -> str | None:
         and not isinstance(value, bool)
         and -(2**63) <= value < 2**63,
         "float64": isinstance(value, int | float) and not isinstance(value, bool),
-        "string": isinstance(value, str),
+        "string": isinstance(value, str) and is_utf8(value),
     }.get(id_type, True)
     if fits:
         return None

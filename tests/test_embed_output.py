@@ -100,6 +100,15 @@ def test_an_integer_id_beyond_int64_is_a_reject_not_a_crash(env, tmp_path) -> No
     assert rejects_of(out)[1] == f"the id {2**64} is not of this file's id type (int64)"
 
 
+def test_an_id_that_is_not_valid_unicode_is_a_reject_not_a_crash(env, tmp_path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"id,text\nok,a\nbad\xff,b\n")  # bytes that are not UTF-8
+    out = tmp_path / "out"
+    assert bulk.main([str(source), str(out), "--id-field", "id", *ARGS]) == bulk.EXIT_REJECTS
+    assert pq.read_table(out).column("id").to_pylist() == ["ok"]
+    assert "is not of this file's id type (string)" in rejects_of(out)[1]
+
+
 def test_a_file_of_only_empty_rows_without_dimensions_completes(env, tmp_path) -> None:
     source = tmp_path / "in.txt"
     source.write_text("first\n\n\n  \n", encoding="utf-8")
