@@ -17,6 +17,8 @@ from ._tokens import TokenEstimator
 from ._validation import Item, normalize_input
 
 __all__ = [
+    "FLUSH",
+    "TICK",
     "Batch",
     "Chunker",
     "Plan",
@@ -202,6 +204,27 @@ class Chunker:
         return batch
 
 
+class _Flush(str):
+    """``FLUSH``'s type: a marker in a stream of texts, not a text (a ``str`` only so a
+    stream of texts stays typed as one; it is recognised by identity, never sent)."""
+
+    def __repr__(self) -> str:
+        return "FLUSH"
+
+
+#: In a stream given to ``iter_embed``: send the texts read so far as a batch now, without
+#: waiting for a full one, and hand over the oldest answer before reading on. Private to this
+#: package: ``mixlayer-embed --update`` yields it when many rows that need no request sit
+#: behind a few that do, so memory stays bounded whatever the share of rows that changed.
+FLUSH: str = _Flush()
+
+
+#: Yielded by a stream of batches after a ``FLUSH``: not a batch to send; the pipeline
+#: (``_pipeline``) waits for the oldest batch in flight and hands its answer over before more
+#: of the input is read, so what the reader holds while waiting stays bounded.
+TICK = Batch(-1, [], 0)
+
+
 def stream_batches(
     texts: Iterable[Any],
     batch_size: int,
@@ -211,6 +234,12 @@ def stream_batches(
     """A stream of texts as batches, read one batch ahead of what is sent."""
     chunker = Chunker(batch_size, budget, estimate)
     for text in texts:
+        if text is FLUSH:
+            batch = chunker.flush()
+            if batch is not None:
+                yield batch
+            yield TICK
+            continue
         batch = chunker.push(text)
         if batch is not None:
             yield batch
@@ -232,6 +261,12 @@ async def astream_batches(
         return
     chunker = Chunker(batch_size, budget, estimate)
     async for text in texts:
+        if text is FLUSH:
+            batch = chunker.flush()
+            if batch is not None:
+                yield batch
+            yield TICK
+            continue
         batch = chunker.push(text)
         if batch is not None:
             yield batch

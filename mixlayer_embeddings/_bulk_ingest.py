@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ._batching import FLUSH
 from ._bulk_input import Refused, Row, RowDigest, text_key
 from ._bulk_output import EXIT_FAILED, Writer
 
@@ -76,26 +77,41 @@ class Ingest:
         self._queue: deque[Entry] = deque()
         self._awaiting: deque[Entry] = deque()
         self._settled_front = 0  # how many entries at the queue's front are settled
+        #: Rows settled on reading (carried, rejected) while texts wait for their answer: past
+        #: ``flush_rows`` the texts waiting for a full batch are sent at once, so the rows
+        #: queued behind them stay bounded whatever the share of rows that need a request.
+        self.flush_rows = 8 * part_rows
+        self._settled_waiting = 0
+        #: The longest the queue of rows not yet committed has been (for tests and tuning).
+        self.peak_queue = 0
 
     def texts(self, rows: Iterable[Row]) -> Iterator[str]:
-        """The texts to send, in order; every other row is settled on the way."""
+        """The texts to send, in order; every other row is settled on the way. ``FLUSH``
+        asks for the texts read so far to be sent without waiting for a full batch."""
         for row in rows:
             entry = Entry(row)
             self._queue.append(entry)
+            self.peak_queue = max(self.peak_queue, len(self._queue))
             if row.problem is not None:
                 if self.fail_fast:
                     raise Refused(f"row {row.number} (id {row.id}): {row.problem}", EXIT_FAILED)
                 self._settle(entry, reason=row.problem)
+                self._settled_waiting += 1
             elif self.carry is not None and (place := self.carry(row)) is not None:
                 entry.carried = place
                 self._settle(entry)
                 self.counts.carried += 1
+                self._settled_waiting += 1
             else:
                 self._awaiting.append(entry)
                 self.counts.sent += 1
                 yield row.text
             if not self._awaiting:
                 self._commit_settled(whole_parts_only=True)
+                self._settled_waiting = 0
+            elif self._settled_waiting >= self.flush_rows:
+                self._settled_waiting = 0
+                yield FLUSH
 
     def answer(self, vectors: Any, refused: dict[int, str], tokens: int) -> None:
         """One batch's answer: the next ``len(vectors)`` rows sent, in order."""

@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Generator, Iterator
 from typing import Any
 
-from ._batching import Batch
+from ._batching import TICK, Batch
 from ._response import ParsedBatch
 
 __all__ = ["PipelineOutcome", "task_outcomes", "thread_outcomes"]
@@ -54,6 +54,18 @@ def thread_outcomes(
                 if batch is None:
                     exhausted = True
                     break
+                if batch is TICK:
+                    # The reader asks for its answers before reading on: wait for the oldest
+                    # batch in flight (0.1 s at a time, so Ctrl-C is noticed), then hand it over.
+                    while ordered and taken in pending:
+                        try:
+                            position, outcome = finished.get(timeout=0.1)
+                        except queue.Empty:
+                            continue
+                        done[position] = (pending.pop(position), outcome)
+                    if ordered and taken in done:
+                        break
+                    continue
                 if pool is None:
                     work(submitted, batch)
                 else:
@@ -154,6 +166,19 @@ async def task_outcomes(
                 except StopAsyncIteration:
                     exhausted = True
                     break
+                if batch is TICK:
+                    # The reader asks for its answers before reading on: wait for the oldest
+                    # batch in flight, then hand it over.
+                    oldest = [t for t, (position, _) in tasks.items() if position == taken]
+                    if ordered and oldest:
+                        await asyncio.wait(oldest)
+                        position, finished_batch = tasks.pop(oldest[0])
+                        failure = oldest[0].exception()
+                        outcome = failure if failure is not None else oldest[0].result()
+                        done[position] = (finished_batch, outcome)
+                    if ordered and taken in done:
+                        break
+                    continue
                 tasks[asyncio.ensure_future(run(batch))] = (submitted, batch)
                 submitted += 1
             if ordered and taken in done:

@@ -137,3 +137,48 @@ def test_a_call_that_fails_part_way_spreads_what_it_did_embed(mixlayer_emulator)
     done = [i for i in range(24) if partial.embeddings[i] is not None]
     assert done == [i for i in range(24) if i % 6 in (0, 1)]  # the first request's 2 texts
     assert sorted(partial.failed_indexes) == [i for i in range(24) if i % 6 not in (0, 1)]
+
+
+def test_a_flush_in_a_stream_sends_what_was_read_and_hands_it_over_first(mixlayer_emulator):
+    from mixlayer_embeddings._batching import FLUSH
+
+    received: list[int] = []
+    seen_on_resume: list[int] = []
+
+    def texts():
+        yield "a"
+        yield "b"
+        yield FLUSH  # a partial batch: sent now, and its answer handed over before reading on
+        seen_on_resume.append(len(received))
+        yield "c"
+
+    with client_for(mixlayer_emulator, batch_size=100) as client:
+        for batch in client.iter_embed(texts(), dimensions=32):
+            received.append(len(batch.embeddings))
+    assert received == [2, 1]
+    assert seen_on_resume == [1]
+
+
+async def test_the_async_stream_honours_a_flush_too(mixlayer_emulator):
+    from mixlayer_embeddings._batching import FLUSH
+
+    received: list[int] = []
+    seen_on_resume: list[int] = []
+
+    async def texts():
+        yield "a"
+        yield "b"
+        yield FLUSH
+        seen_on_resume.append(len(received))
+        yield "c"
+
+    async with AsyncMixlayerClient(
+        api_key=mixlayer_emulator.api_key,
+        base_url=mixlayer_emulator.base_url,
+        model=mixlayer_emulator.model,
+        batch_size=100,
+    ) as client:
+        async for batch in client.iter_embed(texts(), dimensions=32):
+            received.append(len(batch.embeddings))
+    assert received == [2, 1]
+    assert seen_on_resume == [1]

@@ -119,3 +119,31 @@ def test_a_first_update_is_a_first_run(env, tmp_path) -> None:
     assert bulk.main([str(source), str(out), *ARGS, "--update"]) == 0  # a scheduled job's 1st
     ids, _ = table_of(out)
     assert ids == [1, 2]
+
+
+def test_an_update_with_few_changes_keeps_few_rows_in_memory(env, tmp_path, monkeypatch) -> None:
+    corpus = {i: f"document {i}" for i in range(30_000)}
+    source = write(tmp_path / "corpus.jsonl", corpus)
+    out = tmp_path / "out"
+    args = [*ARGS[:-3], "--batch-size", "50", "--no-progress"]
+    assert bulk.main([str(source), str(out), *args]) == 0
+    for k in range(0, 30_000, 5_000):  # 6 changes, 5,000 rows apart
+        corpus[k] = f"document {k}, rewritten"
+    write(source, corpus)
+    seen: list[bulk.Ingest] = []
+
+    class Recorded(bulk.Ingest):
+        def __init__(self, *a, **kw) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*a, **kw)
+            seen.append(self)
+
+    monkeypatch.setattr(bulk, "Ingest", Recorded)
+    items = env.state.items
+    assert bulk.main([str(source), str(out), *args, "--update"]) == 0
+    assert env.state.items - items == 6
+    # Without sending the few waiting texts early, all 30,000 rows queued behind the first.
+    assert seen[0].peak_queue <= 2 * seen[0].flush_rows + 50  # 400 rows a flush
+    ids, vectors = table_of(out)
+    assert ids == list(corpus)
+    assert np.array_equal(vectors, embed_items(list(corpus.values()), dimensions=32,
+                                               input_type="document"))  # fmt: skip
