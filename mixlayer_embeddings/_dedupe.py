@@ -83,12 +83,13 @@ class Copies:
 
 def own_copies(vectors: list[Any]) -> list[Any]:
     """``vectors`` where an object seen before is replaced by a copy of it: two inputs never
-    share one list, so changing one input's vector cannot change another's."""
+    share one list (or numpy row), so changing one input's vector cannot change another's.
+    Immutable vectors (the raw ``bytes`` of the numpy path) are shared as they are."""
     seen: set[int] = set()
     out: list[Any] = []
     for vector in vectors:
-        if isinstance(vector, list) and id(vector) in seen:
-            vector = list(vector)
+        if id(vector) in seen and hasattr(vector, "copy"):
+            vector = vector.copy()
         elif vector is not None:
             seen.add(id(vector))
         out.append(vector)

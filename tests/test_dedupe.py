@@ -182,3 +182,18 @@ async def test_the_async_stream_honours_a_flush_too(mixlayer_emulator):
             received.append(len(batch.embeddings))
     assert received == [2, 1]
     assert seen_on_resume == [1]
+
+
+def test_a_partial_array_result_gives_each_input_its_own_row(mixlayer_emulator):
+    texts = ["same", "same", POISON]
+    with (
+        client_for(mixlayer_emulator, max_tokens_per_request=500_000) as client,
+        pytest.raises(InputRejectedError) as info,
+    ):
+        client.embed_array(texts, dimensions=32, input_type="document")
+    partial = info.value.partial
+    assert partial is not None and partial.failed_indexes == [2]
+    first, second = partial.embeddings[0], partial.embeddings[1]
+    assert np.array_equal(first, second)
+    first[0] = 99.0
+    assert second[0] != 99.0
