@@ -3,8 +3,9 @@
 Each yields ``(batch, outcome)`` pairs, the outcome being the batch's parsed result or the
 exception it ended with: in completion order (``embed``), or in input order (``iter_embed``,
 where a batch done but not yet taken still holds its place in the window, so a slow consumer
-slows the reading). Closing a pipeline drops the batches not yet started; the async one also
-cancels the requests in flight.
+slows the reading). A ``TICK`` among the batches (a stream's ``FLUSH``) is not sent: the
+pipeline waits for the oldest batch in flight and hands it over before reading on. Closing a
+pipeline drops the batches not yet started; the async one also cancels the requests in flight.
 """
 
 from __future__ import annotations
