@@ -154,6 +154,27 @@ def _even_slices(
     return slices
 
 
+class _Flush(str):
+    """``FLUSH``'s type: a marker in a stream of texts, not a text (a ``str`` only so a
+    stream of texts stays typed as one; it is recognised by identity, never sent)."""
+
+    def __repr__(self) -> str:
+        return "FLUSH"
+
+
+#: In a stream given to ``iter_embed``: send the texts read so far as a batch now, without
+#: waiting for a full one, and hand over the oldest answer before reading on. Private to this
+#: package: ``mixlayer-embed --update`` yields it when many rows that need no request sit
+#: behind a few that do, so memory stays bounded whatever the share of rows that changed.
+FLUSH: str = _Flush()
+
+
+#: Yielded by a stream of batches after a ``FLUSH``: not a batch to send; the pipeline
+#: (``_pipeline``) waits for the oldest batch in flight and hands its answer over before more
+#: of the input is read, so what the reader holds while waiting stays bounded.
+TICK = Batch(-1, [], 0)
+
+
 class Chunker:
     """Cuts a stream of texts into validated batches of at most ``batch_size`` items and
     ``budget`` estimated tokens (``estimate`` per item), numbering them."""
@@ -189,6 +210,15 @@ class Chunker:
             return ready or self.flush()
         return ready
 
+    def take(self, text: Any) -> list[Batch]:
+        """What one item of a stream makes ready: the batch it closes, if any; for ``FLUSH``,
+        the batch read so far and a ``TICK``."""
+        if text is FLUSH:
+            batch = self.flush()
+            return [TICK] if batch is None else [batch, TICK]
+        batch = self.push(text)
+        return [] if batch is None else [batch]
+
     def flush(self) -> Batch | None:
         """The batch read so far (validated; bad items named by input index), or None."""
         if not self._chunk:
@@ -204,27 +234,6 @@ class Chunker:
         return batch
 
 
-class _Flush(str):
-    """``FLUSH``'s type: a marker in a stream of texts, not a text (a ``str`` only so a
-    stream of texts stays typed as one; it is recognised by identity, never sent)."""
-
-    def __repr__(self) -> str:
-        return "FLUSH"
-
-
-#: In a stream given to ``iter_embed``: send the texts read so far as a batch now, without
-#: waiting for a full one, and hand over the oldest answer before reading on. Private to this
-#: package: ``mixlayer-embed --update`` yields it when many rows that need no request sit
-#: behind a few that do, so memory stays bounded whatever the share of rows that changed.
-FLUSH: str = _Flush()
-
-
-#: Yielded by a stream of batches after a ``FLUSH``: not a batch to send; the pipeline
-#: (``_pipeline``) waits for the oldest batch in flight and hands its answer over before more
-#: of the input is read, so what the reader holds while waiting stays bounded.
-TICK = Batch(-1, [], 0)
-
-
 def stream_batches(
     texts: Iterable[Any],
     batch_size: int,
@@ -234,15 +243,7 @@ def stream_batches(
     """A stream of texts as batches, read one batch ahead of what is sent."""
     chunker = Chunker(batch_size, budget, estimate)
     for text in texts:
-        if text is FLUSH:
-            batch = chunker.flush()
-            if batch is not None:
-                yield batch
-            yield TICK
-            continue
-        batch = chunker.push(text)
-        if batch is not None:
-            yield batch
+        yield from chunker.take(text)
     last = chunker.flush()
     if last is not None:
         yield last
@@ -261,15 +262,8 @@ async def astream_batches(
         return
     chunker = Chunker(batch_size, budget, estimate)
     async for text in texts:
-        if text is FLUSH:
-            batch = chunker.flush()
-            if batch is not None:
-                yield batch
-            yield TICK
-            continue
-        batch = chunker.push(text)
-        if batch is not None:
-            yield batch
+        for ready in chunker.take(text):
+            yield ready
     last = chunker.flush()
     if last is not None:
         yield last
