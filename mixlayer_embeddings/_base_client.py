@@ -186,7 +186,7 @@ class _BaseClient(Generic[HttpClientT]):
                 f"deadline must be seconds greater than 0, or None, got {deadline!r}",
                 param="deadline",
             )
-        limits: dict[str, Any] = {"dedupe": self._config.dedupe, "trackers": active_trackers()}
+        limits: dict[str, Any] = {"trackers": active_trackers()}
         if deadline is not None:
             limits |= {"deadline": float(deadline), "deadline_at": self._clock.now() + deadline}
         chosen_model = self._settings.model if model is None else model
@@ -198,6 +198,8 @@ class _BaseClient(Generic[HttpClientT]):
         options.validate(spec)
         body = options.body(chosen_model)
         if lazy:
+            # A stream's batches may hold copies: each request sends its distinct items once.
+            limits["dedupe"] = self._config.dedupe
             return Plan(body, [], False, options.dimensions, chosen_model, -1, raw, **limits)
         normalized = normalize_input(input)
         items = normalized.items
@@ -206,6 +208,9 @@ class _BaseClient(Generic[HttpClientT]):
         if copies is not None:
             items = copies.distinct
             limits |= {"fan": copies.fan, "copies": copies.counts()}
+        # The batches hold distinct items already (or copies were asked for): nothing for the
+        # requests to compact again.
+        limits["dedupe"] = False
         tokens = [self._estimator.estimate(item) for item in items]
         slices = plan_token_batches(tokens, self.batch_size, self._capacity.request_budget())
         batches = [Batch(a, items[a:b], sum(tokens[a:b])) for a, b in slices]

@@ -65,8 +65,8 @@ class Plan:
     #: The whole call's deadline: seconds, and when they run out on the client's clock.
     deadline: float | None = None
     deadline_at: float | None = None
-    #: Identical items are sent once (the client's ``dedupe``): within a call for a list,
-    #: within each request for a stream.
+    #: Each request sends its distinct items once: a stream's, when the client's ``dedupe`` is
+    #: on (a list's plan is made of distinct items already, so it has this off).
     dedupe: bool = True
     #: Where this call's usage and requests are reported (``track_usage`` blocks in force).
     trackers: tuple[Any, ...] = ()
