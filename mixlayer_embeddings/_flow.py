@@ -30,6 +30,7 @@ from ._exceptions import (
     make_status_error,
     translate_transport_error,
 )
+from ._models import Usage
 from ._pacing import Pacer
 from ._response import ParsedBatch, parse_embedding_response
 from ._retry import RetryState, decide, parse_retry_after, retry_after_is_rounded
@@ -234,6 +235,25 @@ def _refused_for_size(status: int, error: APIError, size: int) -> bool:
     return status == 400 and ("too large" in detail or "too_large" in detail)
 
 
+def _count(
+    ctx: FlowContext,
+    plan: Plan,
+    *,
+    usage: Usage | None = None,
+    requests: int = 0,
+    retries: int = 0,
+    rate_limited: int = 0,
+    timeouts: int = 0,
+) -> None:
+    """What a request did, told once: to the client's counters and to every ``track_usage``
+    block the call was made in (which also sum the service's usage)."""
+    ctx.counters.count(
+        requests=requests, retries=retries, rate_limited=rate_limited, timeouts=timeouts
+    )
+    for tracker in plan.trackers:
+        tracker.add(usage, requests=requests, retries=retries, rate_limited=rate_limited)
+
+
 def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
     """Send one request until it succeeds or the retry policy gives up.
 
@@ -266,9 +286,7 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
         # Timed from when the gates let it go: waiting for our own window is not the server's.
         sent_at = step.sent_at if step.sent_at is not None else ctx.clock.now()
         elapsed_ms = (ctx.clock.now() - sent_at) * 1000
-        ctx.counters.count(requests=1, retries=int(attempts > 1))
-        for tracker in plan.trackers:
-            tracker.add(requests=1, retries=int(attempts > 1))
+        _count(ctx, plan, requests=1, retries=int(attempts > 1))
         # The request has been sent: blank the key so no exception or log can carry it.
         request.headers["Authorization"] = _REDACTED
         logger.debug(
@@ -296,16 +314,13 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
             ctx.capacity.on_success(tokens, sent_at, ctx.clock.now())
             if isinstance(batch[0], str):
                 ctx.estimator.observe(sent.size, parsed.usage.prompt_tokens)
-            for tracker in plan.trackers:
-                tracker.add(parsed.usage)
+            _count(ctx, plan, usage=parsed.usage)
             return parsed
         if isinstance(outcome, httpx.Response):
             error = make_status_error(outcome)
             status = outcome.status_code
             if status == 429:
-                ctx.counters.count(rate_limited=1)
-                for tracker in plan.trackers:
-                    tracker.add(rate_limited=1)
+                _count(ctx, plan, rate_limited=1)
                 ctx.limit.on_throttle()
                 ctx.pacer.on_throttle(
                     parse_retry_after(outcome.headers),
@@ -325,7 +340,7 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
             cause = outcome
             error = translate_transport_error(outcome)
             if isinstance(outcome, httpx.ReadTimeout):
-                ctx.counters.count(timeouts=1)
+                _count(ctx, plan, timeouts=1)
                 drain = ctx.capacity.on_timeout(tokens, ctx.capacity.in_flight, ctx.clock.now())
                 if len(batch) > 1:
                     raise _TooBig(drain)
