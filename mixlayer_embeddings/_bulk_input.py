@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,8 +88,9 @@ def id_type_of(path: Path, id_field: str | None) -> str:
         return "string"
     if suffix == ".parquet":
         (pq,) = require("bulk", "pyarrow.parquet", feature="Reading Parquet")
-        field_type = pq.ParquetFile(path).schema_arrow.field(id_field).type
-        return str(field_type)
+        schema = pq.ParquetFile(path).schema_arrow
+        _check_columns(path, schema.names, None, id_field)
+        return str(schema.field(id_field).type)
     if suffix == ".jsonl":
         with path.open(encoding="utf-8", errors="surrogateescape") as f:
             for line in f:
@@ -107,18 +108,19 @@ def id_type_of(path: Path, id_field: str | None) -> str:
     return "string"
 
 
-def _id_problem(value: Any, id_type: str, id_field: str) -> str | None:
-    if value is None:
-        return None  # a null id stays null
-    fits = {
-        "int64": isinstance(value, int)
-        and not isinstance(value, bool)
-        and -(2**63) <= value < 2**63,
-        "float64": isinstance(value, int | float) and not isinstance(value, bool),
-        "string": isinstance(value, str) and is_utf8(value),
-    }.get(id_type, True)
-    if fits:
-        return None
+#: Whether an id fits the file's id type (a type not listed here takes any id: a Parquet
+#: input's rarer column types, whose values come from that very column).
+_ID_FITS: dict[str, Callable[[Any], bool]] = {
+    "int64": lambda v: type(v) is int and -(2**63) <= v < 2**63,
+    "float64": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str) and is_utf8(v),
+}
+
+
+def _id_problem(value: Any, id_type: str) -> str | None:
+    fits = _ID_FITS.get(id_type)
+    if value is None or fits is None or fits(value):
+        return None  # (a null id stays null)
     return f"the id {json.dumps(value, default=str)[:40]} is not of this file's id type ({id_type})"
 
 
@@ -168,7 +170,9 @@ def read_rows(path: Path, text_field: str, id_field: str | None, id_type: str) -
         )
 
 
-def _check_columns(path: Path, names: Sequence[str], text_field: str, id_field: str | None) -> None:
+def _check_columns(
+    path: Path, names: Sequence[str], text_field: str | None, id_field: str | None
+) -> None:
     for field, flag in ((text_field, "--text-field"), (id_field, "--id-field")):
         if field is not None and field not in names:
             raise Refused(
@@ -188,9 +192,7 @@ def _row(number: int, record: Any, text_field: str, id_field: str | None, id_typ
     if text_field not in record:
         return Row(number, row_id, None, f"no field {text_field!r} (see --text-field)")
     text = record[text_field]
-    problem = (
-        _id_problem(row_id, id_type, id_field or "") if id_field is not None else None
-    ) or problem_of(text)
+    problem = (_id_problem(row_id, id_type) if id_field is not None else None) or problem_of(text)
     return Row(number, row_id, text, problem)
 
 

@@ -128,6 +128,10 @@ def test_a_parquet_input_without_the_column_names_the_columns_it_has(env, tmp_pa
     err = capsys.readouterr().err
     assert err.startswith(f"mixlayer-embed: {source} has no column 'text' (see --text-field);")
     assert "its columns are: 'doc', 'body'" in err and "Traceback" not in err
+    argv = [str(source), str(tmp_path / "out"), "--text-field", "body", "--id-field", "key"]
+    assert bulk.main([*argv, *ARGS]) == 2  # the id column, named the same way
+    err = capsys.readouterr().err
+    assert err.startswith(f"mixlayer-embed: {source} has no column 'key' (see --id-field);")
 
 
 def test_ids_keep_their_type_nulls_stay_null_and_npy_writes_them(env, tmp_path) -> None:
