@@ -248,7 +248,7 @@ class MixlayerEmbedder:
         if bad and self.on_reject == "raise":
             raise RuntimeError(self._describe(bad, f"{len(bad)} row(s) cannot be sent", table))
         sendable = [i for i, e in enumerate(errors) if e is None]
-        vectors = np.zeros((len(texts), self._width or 1), dtype=np.float32)
+        got: list[Any] = []
         if sendable:
             try:
                 with tracking(UsageTracker()) as call:
@@ -258,7 +258,7 @@ class MixlayerEmbedder:
                         )
                     finally:
                         self._report(call)
-                got: list[Any] = list(sent.vectors)
+                got = list(sent.vectors)
             except InputRejectedError as exc:
                 if self.on_reject == "raise":
                     rows = [sendable[i] for i in exc.indexes]
@@ -268,13 +268,12 @@ class MixlayerEmbedder:
                 for i, row in enumerate(got):
                     if row is None:
                         errors[sendable[i]] = f"{exc.code}: {exc.detail}"
-            width = next((len(row) for row in got if row is not None), None)
-            if width is not None:
-                self._width = width
-                vectors = np.zeros((len(texts), width), dtype=np.float32)
-                for i, row in zip(sendable, got, strict=True):
-                    if row is not None:
-                        vectors[i] = row
+        # The width of this batch's vectors, else of an earlier batch's, else the model's.
+        self._width = next((len(row) for row in got if row is not None), self._width)
+        vectors = np.zeros((len(texts), self._width or 1), dtype=np.float32)
+        for i, row in zip(sendable, got, strict=True):
+            if row is not None:
+                vectors[i] = row
         flat = pa.array(vectors.reshape(-1), type=pa.float32())
         mask = pa.array([e is not None for e in errors]) if any(errors) else None
         column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1], mask=mask)
@@ -284,14 +283,10 @@ class MixlayerEmbedder:
         return table
 
     def _report(self, call: UsageTracker) -> None:
-        if self.usage_tally is not None:  # fire and forget: the tally is an actor
-            self.usage_tally.add.remote(
-                call.prompt_tokens,
-                call.total_tokens,
-                call.requests,
-                call.retries,
-                call.rate_limited,
-            )
+        if self.usage_tally is not None:
+            # Waited for (one round trip a batch), so totals() read after the job has them all.
+            counts = (call.prompt_tokens, call.total_tokens, call.requests, call.retries)
+            ray.get(self.usage_tally.add.remote(*counts, call.rate_limited))
 
     def _describe(self, indexes: Sequence[int], reason: str, table: pa.Table) -> str:
         rows = []
