@@ -18,7 +18,7 @@ from ._batching import Batch, Plan, plan_token_batches
 from ._body import ATTEMPT_DEADLINE_READS, Deadline
 from ._capacity import CapacityController
 from ._clock import SYSTEM_CLOCK, Clock
-from ._concurrency import AdaptiveLimit, Counters
+from ._concurrency import AdaptiveLimit
 from ._config import (
     DEFAULT_TIMEOUT,
     ClientConfig,
@@ -43,7 +43,7 @@ from ._fork import register_for_fork
 from ._options import EmbedOptions
 from ._pacing import Pacer, RatePacer
 from ._tokens import TokenEstimator
-from ._usage import active_trackers
+from ._usage import UsageTracker, active_trackers
 from ._validation import (
     EmbeddingInput,
     Item,
@@ -96,7 +96,9 @@ class _BaseClient(Generic[HttpClientT]):
             else RatePacer(config.rate, clock=self._clock.now)
         )
         #: Requests sent, retries and 429s over the client's life.
-        self.counters = Counters()
+        #: What this client sent and the service counted (requests, retries, 429s, timeouts,
+        #: tokens).
+        self.counters = UsageTracker()
         #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
         self._timeout = to_timeout(config.timeout)
         self._embeddings_url = self._settings.base_url.join("embeddings")
@@ -266,7 +268,8 @@ class _BaseClient(Generic[HttpClientT]):
 
     def _after_fork(self) -> None:
         """In a forked child, before anything is sent: locks no parent's thread holds."""
-        for shared in (self.counters, self._capacity, self._estimator, self._pacer):
+        # (The counters renew their own lock: every UsageTracker is registered for forks.)
+        for shared in (self._capacity, self._estimator, self._pacer):
             after_fork = getattr(shared, "after_fork", None)  # a user's Pacer may have none
             if after_fork is not None:
                 after_fork()

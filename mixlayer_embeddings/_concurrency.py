@@ -3,8 +3,8 @@
 ``AdaptiveLimit`` is the pure limit on requests (fed successes and throttles), the
 ``CapacityController`` (``_capacity``) the one on estimated tokens; ``ThreadGate`` and
 ``AsyncGate`` are the two places a request waits for the pacer's pace and for room under both
-limits, one for threads and one for the tasks of an event loop. ``Counters`` tallies what a
-client sent.
+limits, one for threads and one for the tasks of an event loop. (What a client sent is
+tallied by its ``UsageTracker``, ``_usage``.)
 """
 
 from __future__ import annotations
@@ -16,36 +16,7 @@ from ._capacity import CapacityController
 from ._clock import Clock
 from ._pacing import Pacer
 
-__all__ = ["AdaptiveLimit", "AsyncGate", "Counters", "ThreadGate"]
-
-
-class Counters:
-    """What a client has sent so far, for summaries: requests, retries, 429s. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.rate_limited = 0
-        self.timeouts = 0
-
-    def count(
-        self, *, requests: int = 0, retries: int = 0, rate_limited: int = 0, timeouts: int = 0
-    ) -> None:
-        with self._lock:
-            self.requests += requests
-            self.retries += retries
-            self.rate_limited += rate_limited
-            self.timeouts += timeouts
-
-    def after_fork(self) -> None:
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return (
-            f"Counters(requests={self.requests}, retries={self.retries}, "
-            f"rate_limited={self.rate_limited}, timeouts={self.timeouts})"
-        )
+__all__ = ["AdaptiveLimit", "AsyncGate", "ThreadGate"]
 
 
 class AdaptiveLimit:

@@ -19,7 +19,7 @@ from ._batching import Batch, Plan
 from ._body import Answer, body_limit
 from ._capacity import BIG_BODY_SIZE, CapacityController
 from ._clock import Clock
-from ._concurrency import AdaptiveLimit, Counters
+from ._concurrency import AdaptiveLimit
 from ._dedupe import Copies
 from ._exceptions import (
     APIConnectionError,
@@ -35,6 +35,7 @@ from ._pacing import Pacer
 from ._response import ParsedBatch, parse_embedding_response
 from ._retry import RetryState, decide, parse_retry_after, retry_after_is_rounded
 from ._tokens import TokenEstimator
+from ._usage import UsageTracker
 from ._validation import Item
 
 __all__ = [
@@ -110,7 +111,7 @@ class FlowContext:
 
     build_request: Callable[[Plan, list[Item]], httpx.Request]
     max_retries: int
-    counters: Counters
+    counters: UsageTracker
     limit: AdaptiveLimit
     pacer: Pacer
     clock: Clock
@@ -246,12 +247,15 @@ def _count(
     timeouts: int = 0,
 ) -> None:
     """What a request did, told once: to the client's counters and to every ``track_usage``
-    block the call was made in (which also sum the service's usage)."""
-    ctx.counters.count(
-        requests=requests, retries=retries, rate_limited=rate_limited, timeouts=timeouts
-    )
-    for tracker in plan.trackers:
-        tracker.add(usage, requests=requests, retries=retries, rate_limited=rate_limited)
+    block the call was made in."""
+    for tracker in (ctx.counters, *plan.trackers):
+        tracker.add(
+            usage,
+            requests=requests,
+            retries=retries,
+            rate_limited=rate_limited,
+            timeouts=timeouts,
+        )
 
 
 def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:

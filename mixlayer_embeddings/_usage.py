@@ -25,7 +25,9 @@ __all__ = ["UsageTracker", "active_trackers", "track_usage", "tracking"]
 
 
 class UsageTracker:
-    """Token counts as the service reported them, and the requests behind them. Thread-safe."""
+    """Token counts as the service reported them, and the requests behind them (requests,
+    retries, 429s, read timeouts). Thread-safe. Every client keeps one of its own
+    (``client.counters``); a ``track_usage`` block is another."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -34,6 +36,7 @@ class UsageTracker:
         self.requests = 0
         self.retries = 0
         self.rate_limited = 0
+        self.timeouts = 0
         # A fork while another thread holds the lock would leave the child's copy held forever.
         register_for_fork(self)
 
@@ -44,6 +47,7 @@ class UsageTracker:
         requests: int = 0,
         retries: int = 0,
         rate_limited: int = 0,
+        timeouts: int = 0,
     ) -> None:
         with self._lock:
             if usage is not None:
@@ -52,6 +56,7 @@ class UsageTracker:
             self.requests += requests
             self.retries += retries
             self.rate_limited += rate_limited
+            self.timeouts += timeouts
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -69,7 +74,7 @@ class UsageTracker:
         return (
             f"UsageTracker(prompt_tokens={self.prompt_tokens}, total_tokens={self.total_tokens}, "
             f"requests={self.requests}, retries={self.retries}, "
-            f"rate_limited={self.rate_limited})"
+            f"rate_limited={self.rate_limited}, timeouts={self.timeouts})"
         )
 
 
