@@ -39,12 +39,11 @@ class Entry:
 
 @dataclass
 class Counts:
-    """This run's rows by fate, and the tokens the service counted for them."""
+    """This run's rows embedded and carried over, and the tokens the service counted (the
+    rejected rows are counted from the parts' sidecars, across runs)."""
 
-    sent: int = 0
     embedded: int = 0
     carried: int = 0
-    rejected: int = 0
     tokens: int = 0
 
 
@@ -104,7 +103,6 @@ class Ingest:
                 self._settled_waiting += 1
             else:
                 self._awaiting.append(entry)
-                self.counts.sent += 1
                 yield row.text
             if not self._awaiting:
                 self._commit_settled(whole_parts_only=True)
@@ -133,8 +131,6 @@ class Ingest:
     def _settle(self, entry: Entry, reason: str | None = None) -> None:
         entry.reason = reason
         entry.settled = True
-        if reason is not None:
-            self.counts.rejected += 1
         while self._settled_front < len(self._queue) and self._queue[self._settled_front].settled:
             self._settled_front += 1
 

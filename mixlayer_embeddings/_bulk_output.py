@@ -192,7 +192,6 @@ class Writer:
         self.fmt = fmt
         #: The vectors' width: --dimensions, else learned from the first vectors.
         self.width = width
-        self.bytes_written = 0
         self._np = require("bulk", "numpy", feature="mixlayer-embed")[0]
         if fmt == "parquet":
             self._pa, self._pq = require(
@@ -251,7 +250,6 @@ class Writer:
                 self.out / f"part-{stem}.ids.json", lambda p: p.write_text(ids, encoding="utf-8")
             )
             write_atomically(target, lambda p: _save_npy(np, p, kept))
-        self.bytes_written += target.stat().st_size
         return Part(first_row, covered, target)
 
 
