@@ -42,6 +42,7 @@ from ._flow import (
 from ._fork import register_for_fork
 from ._options import EmbedOptions
 from ._pacing import Pacer, RatePacer
+from ._placement import VectorWidth
 from ._tokens import TokenEstimator
 from ._usage import UsageTracker, active_trackers
 from ._validation import (
@@ -188,7 +189,10 @@ class _BaseClient(Generic[HttpClientT]):
                 f"deadline must be seconds greater than 0, or None, got {deadline!r}",
                 param="deadline",
             )
-        limits: dict[str, Any] = {"trackers": active_trackers()}
+        limits: dict[str, Any] = {
+            "trackers": active_trackers(),
+            "width": VectorWidth(options.dimensions),
+        }
         if deadline is not None:
             limits |= {"deadline": float(deadline), "deadline_at": self._clock.now() + deadline}
         chosen_model = self._settings.model if model is None else model

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import InvalidInputError
+from ._placement import VectorWidth
 from ._tokens import TokenEstimator
 from ._validation import Item, normalize_input
 
@@ -75,6 +76,8 @@ class Plan:
     fan: list[int] | None = None
     #: For each distinct item, how many inputs it stands for (with ``fan``).
     copies: list[int] | None = None
+    #: The one width of every vector of the call (``dimensions``, else the first answer's).
+    width: VectorWidth = field(default_factory=VectorWidth)
 
     def inputs_in(self, batch: Batch) -> int:
         """How many of the call's inputs ``batch`` answers (its items, counted with copies)."""

@@ -51,6 +51,7 @@ from ._bulk_output import (
     committed_parts,
     discard_output,
     lock_output,
+    vector_width,
     write_atomically,
 )
 from ._bulk_update import (
@@ -218,7 +219,8 @@ def _ingest(
     spec = lookup_model(settings["model"])
     bar = _progress(args, start_row)
     ingest = Ingest(
-        Writer(out, args.format, args.dimensions, settings["id_type"]),
+        # Without --dimensions, a resumed run's vectors must be as wide as those written.
+        Writer(out, args.format, args.dimensions or vector_width(parts), settings["id_type"]),
         start_row=start_row,
         part_rows=args.batch_size,
         fallback_width=spec.max_dimensions if spec else 1,
@@ -255,7 +257,7 @@ def _ingest(
             )
             for batch in stream:
                 refused = {i - batch.start: why for i, why in batch.rejected.items()}
-                ingest.answer(batch.embeddings, refused, batch.usage.total_tokens)
+                ingest.answer(batch.start, batch.embeddings, refused, batch.usage.total_tokens)
                 if bar is not None:
                     bar.set_postfix(tokens=ingest.counts.tokens, refresh=False)
             ingest.finish()

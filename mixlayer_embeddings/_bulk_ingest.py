@@ -21,6 +21,7 @@ from typing import Any
 from ._batching import FLUSH
 from ._bulk_input import Refused, Row, RowDigest, text_key
 from ._bulk_output import EXIT_FAILED, Writer
+from ._exceptions import ResponseValidationError
 
 __all__ = ["Entry", "Ingest"]
 
@@ -81,6 +82,10 @@ class Ingest:
         #: queued behind them stay bounded whatever the share of rows that need a request.
         self.flush_rows = 8 * part_rows
         self._settled_waiting = 0
+        #: Texts handed to the client, and answered: an answer must start where the last
+        #: ended (the placement rule, checked here for the rows as in the core for inputs).
+        self._sent = 0
+        self._answered = 0
         #: The longest the queue of rows not yet committed has been (for tests and tuning).
         self.peak_queue = 0
 
@@ -103,6 +108,7 @@ class Ingest:
                 self._settled_waiting += 1
             else:
                 self._awaiting.append(entry)
+                self._sent += 1
                 yield row.text
             if not self._awaiting:
                 self._commit_settled(whole_parts_only=True)
@@ -111,8 +117,16 @@ class Ingest:
                 self._settled_waiting = 0
                 yield FLUSH
 
-    def answer(self, vectors: Any, refused: dict[int, str], tokens: int) -> None:
-        """One batch's answer: the next ``len(vectors)`` rows sent, in order."""
+    def answer(self, start: int, vectors: Any, refused: dict[int, str], tokens: int) -> None:
+        """One batch's answer: texts ``start`` to ``start + len(vectors)`` of those sent, in
+        order. A batch that does not begin where the last one ended, or answers texts never
+        sent, is refused: its vectors would land on other rows."""
+        if start != self._answered or start + len(vectors) > self._sent:
+            raise ResponseValidationError(
+                f"an answer for texts {start} to {start + len(vectors)} where text "
+                f"{self._answered} was next (of {self._sent} sent): nothing of it is written"
+            )
+        self._answered += len(vectors)
         self.counts.tokens += tokens
         for offset in range(len(vectors)):
             entry = self._awaiting.popleft()
@@ -126,6 +140,11 @@ class Ingest:
 
     def finish(self) -> None:
         """Commit what is left (rejected or carried rows after the last text sent)."""
+        if self._answered != self._sent:
+            raise ResponseValidationError(
+                f"{self._sent} texts were sent and {self._answered} answered: the rest of the "
+                "rows are not written"
+            )
         self._commit_settled(whole_parts_only=False)
 
     def _settle(self, entry: Entry, reason: str | None = None) -> None:
@@ -155,6 +174,12 @@ class Ingest:
         old = iter(self.load(carried)) if carried and self.load is not None else iter(())
         vectors = [next(old) if e.carried is not None else e.vector for e in kept]
         width = self.writer.width or self.fallback_width
+        widths = {len(v) for v in vectors}
+        if len(widths) > 1:
+            raise ResponseValidationError(
+                f"vectors of lengths {sorted(widths)} for rows {entries[0].row.number} to "
+                f"{entries[-1].row.number}; nothing of them is written"
+            )
         array = np.stack(vectors) if vectors else np.empty((0, width), dtype=np.float32)
         rejects = [
             {"row": e.row.number, "id": e.row.id, "error": e.reason} for e in entries if e.reason

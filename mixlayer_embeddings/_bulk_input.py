@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "Row",
     "RowDigest",
     "count_rows",
+    "id_problem",
     "id_type_of",
     "read_rows",
     "text_key",
@@ -78,9 +80,12 @@ def text_key(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def id_type_of(path: Path, id_field: str | None) -> str:
-    """The id column's type for this input: the Parquet column's, the first non-null JSON id's
-    (integers stay integers), text for CSV, the row number (an integer) without ``--id-field``."""
+def id_type_of(path: Path, id_field: str | None) -> str | None:
+    """The id column's type for this input: the Parquet column's, the first JSON id's that
+    is a string or a number (integers stay integers), text for CSV (a CSV field has no type),
+    the row number (an integer) without ``--id-field``; None when no row holds an id to tell
+    (an empty input: any earlier output's type fits it). A Parquet id column whose values
+    cannot be ids (lists, structs, maps) refuses the run."""
     suffix = path.suffix.lower()
     if id_field is None:
         return "int64"
@@ -90,22 +95,29 @@ def id_type_of(path: Path, id_field: str | None) -> str:
         (pq,) = require("bulk", "pyarrow.parquet", feature="Reading Parquet")
         schema = pq.ParquetFile(path).schema_arrow
         _check_columns(path, schema.names, None, id_field)
-        return str(schema.field(id_field).type)
+        kind = schema.field(id_field).type
+        if getattr(kind, "num_fields", 0) or "list" in str(kind) or "map" in str(kind):
+            raise Refused(
+                f"{path}: the --id-field column {id_field!r} holds {kind} values; ids must be "
+                "strings or numbers",
+                2,
+            )
+        return str(kind)
     if suffix == ".jsonl":
         with path.open(encoding="utf-8", errors="surrogateescape") as f:
             for line in f:
                 try:
                     value = json.loads(line).get(id_field)
-                except (ValueError, AttributeError):
+                except (ValueError, AttributeError, RecursionError):
                     continue
-                if isinstance(value, bool) or value is None:
+                if isinstance(value, bool) or not isinstance(value, int | float | str):
                     continue
                 if isinstance(value, int):
                     return "int64"
                 if isinstance(value, float):
                     return "float64"
                 return "string"
-    return "string"
+    return None
 
 
 #: Whether an id fits the file's id type (a type not listed here takes any id: a Parquet
@@ -117,11 +129,30 @@ _ID_FITS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def _id_problem(value: Any, id_type: str) -> str | None:
+def id_problem(value: Any, id_type: str) -> str | None:
+    """Why ``value`` cannot be a row's id (null, not a string or a number, not of the file's id
+    type), or None. Every id names one row: a null one names none, and an update could never
+    match it again."""
+    if value is None:
+        return "the id is null: every row needs an id (see --id-field)"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        shown = json.dumps(value, default=str)[:40]
+        return f"the id {shown} is not a string or a number"
     fits = _ID_FITS.get(id_type)
-    if value is None or fits is None or fits(value):
-        return None  # (a null id stays null)
+    if fits is None or fits(value):
+        return None
     return f"the id {json.dumps(value, default=str)[:40]} is not of this file's id type ({id_type})"
+
+
+def _allow_long_csv_fields() -> None:
+    """csv's default field limit is 131,072 characters, an ordinary long document."""
+    limit = sys.maxsize
+    while True:
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:  # pragma: no cover - platforms whose C long is 32 bits
+            limit //= 2
 
 
 def read_rows(path: Path, text_field: str, id_field: str | None, id_type: str) -> Iterator[Row]:
@@ -141,12 +172,18 @@ def read_rows(path: Path, text_field: str, id_field: str | None, id_type: str) -
                     continue
                 try:
                     record = json.loads(line)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:
                     text = line.rstrip("\r\n")
-                    yield Row(number, None, text, f"line {number + 1} is not JSON: {exc}")
+                    why = (
+                        "nested deeper than the JSON parser goes"
+                        if isinstance(exc, RecursionError)
+                        else str(exc)
+                    )
+                    yield Row(number, None, text, f"line {number + 1} is not JSON: {why}")
                     continue
                 yield _row(number, record, text_field, id_field, id_type)
     elif suffix == ".csv":
+        _allow_long_csv_fields()
         with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
             reader = csv.DictReader(f)
             _check_columns(path, reader.fieldnames or [], text_field, id_field)
@@ -162,7 +199,8 @@ def read_rows(path: Path, text_field: str, id_field: str | None, id_type: str) -
             records = batch.to_pydict()
             for i, text in enumerate(records[text_field]):
                 row_id = records[id_field][i] if id_field else number
-                yield Row(number, row_id, text, problem_of(text))
+                problem = id_problem(row_id, id_type) if id_field else None
+                yield Row(number, row_id, text, problem or problem_of(text))
                 number += 1
     else:
         raise Refused(
@@ -192,7 +230,7 @@ def _row(number: int, record: Any, text_field: str, id_field: str | None, id_typ
     if text_field not in record:
         return Row(number, row_id, None, f"no field {text_field!r} (see --text-field)")
     text = record[text_field]
-    problem = (_id_problem(row_id, id_type) if id_field is not None else None) or problem_of(text)
+    problem = (id_problem(row_id, id_type) if id_field is not None else None) or problem_of(text)
     return Row(number, row_id, text, problem)
 
 
@@ -206,6 +244,7 @@ def count_rows(path: Path) -> int | None:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     if suffix == ".csv":
         # Quoted fields may hold newlines: count records, not lines (the C reader is fast).
+        _allow_long_csv_fields()
         with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
             return max(0, sum(1 for _ in csv.reader(f)) - 1)
     if suffix == ".parquet":

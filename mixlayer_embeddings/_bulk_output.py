@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._bulk_input import Refused, Row, text_key
+from ._exceptions import ResponseValidationError
 from ._extras import require
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "discard_output",
     "is_ours",
     "lock_output",
+    "vector_width",
     "write_atomically",
 ]
 
@@ -151,6 +153,23 @@ class Part:
         return loaded
 
 
+def vector_width(parts: list[Part]) -> int | None:
+    """The width of the vectors already written (the first part holding any), or None."""
+    for part in parts:
+        if part.path.suffix == ".npy":
+            np = require("bulk", "numpy", feature="mixlayer-embed")[0]
+            shape = np.load(part.path, mmap_mode="r").shape
+            if shape[0]:
+                return int(shape[1])
+        else:
+            (pq,) = require("bulk", "pyarrow.parquet", feature="Parquet output")
+            metadata = pq.read_metadata(part.path)
+            if metadata.num_rows:
+                size: int = metadata.schema.to_arrow_schema().field("embedding").type.list_size
+                return size
+    return None
+
+
 def committed_parts(out: Path) -> list[Part]:
     """The parts under their final names, in row order (reads only)."""
     parts = []
@@ -217,7 +236,15 @@ class Writer:
         if len(kept_rows) and self.width is None:
             self.width = int(kept.shape[1])
         width = self.width or fallback_width
-        kept = np.ascontiguousarray(kept, dtype=np.float32).reshape(-1, width)
+        if kept.shape != (len(kept_rows), width):
+            # Never reshaped: a vector of another width, or one row too many or few, would
+            # put vectors on rows they do not answer.
+            raise ResponseValidationError(
+                f"rows {first_row} to {first_row + covered - 1}: {kept.shape[0]} vectors of "
+                f"length {kept.shape[1]} for {len(kept_rows)} rows of vectors of length "
+                f"{width}; nothing of them is written"
+            )
+        kept = np.ascontiguousarray(kept, dtype=np.float32)
         sidecar = {
             "rows_sha256": digest,
             "rejects": rejects,

@@ -73,10 +73,15 @@ class Copies:
         model = next((parsed.model for _, parsed in accepted), "")
         usage = sum((parsed.usage for _, parsed in accepted), Usage())
         spread: list[tuple[int, ParsedBatch]] = []
+        given: set[int] = set()
         for i, slot in enumerate(self.fan):
             if slot in vectors:
+                vector = vectors[slot]
+                if slot in given and hasattr(vector, "copy"):
+                    vector = vector.copy()  # each position owns its vector
+                given.add(slot)
                 # One vector per position; the usage goes with the first, as it was billed once.
-                spread.append((start + i, ParsedBatch([vectors[slot]], model, usage, 0)))
+                spread.append((start + i, ParsedBatch([vector], model, usage, 0)))
                 usage = Usage()
         return [start + i for i, slot in enumerate(self.fan) if slot in refused], spread
 

@@ -38,8 +38,22 @@ class ParsedBatch:
     def __len__(self) -> int:
         return len(self.embeddings)
 
+    @property
+    def width(self) -> int | None:
+        """The vectors' length (one response holds one length), or None with no vector."""
+        if not self.embeddings:
+            return None
+        first = self.embeddings[0]
+        return len(first) // 4 if isinstance(first, bytes) else len(first)
+
     def joined(self, after: ParsedBatch) -> ParsedBatch:
-        """This batch's vectors followed by ``after``'s (the halves of a split request)."""
+        """This batch's vectors followed by ``after``'s (the halves of a split request: two
+        responses, so their widths must agree)."""
+        if self.width is not None and after.width is not None and self.width != after.width:
+            raise ResponseValidationError(
+                f"vectors of length {after.width} after vectors of length {self.width} in the "
+                "halves of one split request"
+            )
         return ParsedBatch(
             self.embeddings + after.embeddings,  # type: ignore[operator]
             after.model or self.model,

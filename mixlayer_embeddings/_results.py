@@ -18,6 +18,7 @@ from ._batching import Batch, Plan
 from ._dedupe import own_copies
 from ._exceptions import APIError, InputRejectedError, ResponseValidationError
 from ._models import EmbeddingResponse, Usage
+from ._placement import VectorWidth
 from ._response import ParsedBatch
 
 if TYPE_CHECKING:
@@ -160,12 +161,15 @@ class PartialResult:
 class Collector:
     """Receives each completed batch (from any thread) and builds the call's result."""
 
-    def __init__(self, total: int, model: str, dimensions: int | None, *, offset: int = 0) -> None:
+    def __init__(
+        self, total: int, model: str, width: VectorWidth | None = None, *, offset: int = 0
+    ) -> None:
         self.total = total
         #: The input index of the first slot (a streamed batch's start).
         self.offset = offset
         self.model = model
-        self.dimensions = dimensions
+        #: The call's one width, shared by every batch (and every batch of a stream).
+        self.width = width if width is not None else VectorWidth()
         self.usage = Usage()
         self.requests = 0
         self.failed: list[FailedRange] = []
@@ -177,6 +181,7 @@ class Collector:
             self.requests += parsed.requests
             if parsed.model:
                 self.model = parsed.model
+            self.width.check(parsed.width)
             self._store(start - self.offset, parsed)
 
     def fail(self, start: int, stop: int, error: APIError | None) -> None:
@@ -193,8 +198,10 @@ class Collector:
 class ListCollector(Collector):
     """Vectors as ``list[float]``, placed by input index."""
 
-    def __init__(self, total: int, model: str, dimensions: int | None, *, offset: int = 0) -> None:
-        super().__init__(total, model, dimensions, offset=offset)
+    def __init__(
+        self, total: int, model: str, width: VectorWidth | None = None, *, offset: int = 0
+    ) -> None:
+        super().__init__(total, model, width, offset=offset)
         self._slots: list[list[float] | None] = [None] * total
 
     def _store(self, start: int, parsed: ParsedBatch) -> None:
@@ -216,24 +223,24 @@ class ListCollector(Collector):
 class ArrayCollector(Collector):
     """Vectors decoded from base64 bytes straight into one float32 array; no Python floats."""
 
-    def __init__(self, total: int, model: str, dimensions: int | None, *, offset: int = 0) -> None:
-        super().__init__(total, model, dimensions, offset=offset)
+    def __init__(
+        self, total: int, model: str, width: VectorWidth | None = None, *, offset: int = 0
+    ) -> None:
+        super().__init__(total, model, width, offset=offset)
         from ._numpy import numpy
 
         self._np = numpy()
         self._array: npt.NDArray[np.float32] | None = None
-        if dimensions is not None:
-            self._array = self._np.empty((total, dimensions), dtype=self._np.float32)
+        if self.width.known is not None:
+            self._array = self._np.empty((total, self.width.known), dtype=self._np.float32)
 
     def _store(self, start: int, parsed: ParsedBatch) -> None:
         raws: list[bytes] = parsed.embeddings  # type: ignore[assignment]
-        width = len(raws[0]) // 4 if raws else 0
+        if not raws:
+            return
+        width = len(raws[0]) // 4  # the same as self.width's: add() checked it
         if self._array is None:
             self._array = self._np.empty((self.total, width), dtype=self._np.float32)
-        elif self._array.shape[1] != width:
-            raise ResponseValidationError(
-                f"vectors of length {width} after vectors of length {self._array.shape[1]}"
-            )
         block = self._np.frombuffer(b"".join(raws), dtype="<f4").reshape(len(raws), width)
         if not self._np.isfinite(block).all():
             raise ResponseValidationError("the response holds NaN or infinite values")
@@ -242,11 +249,14 @@ class ArrayCollector(Collector):
     def array(self, *, gaps: bool = False) -> EmbeddingArray:
         """The array; ``gaps``: rows of failed inputs are NaN (else they are undefined)."""
         vectors = self._array
-        if gaps and vectors is not None:
+        if vectors is None:
+            # Nothing answered (every item refused): still one row per input, as wide as the
+            # call's vectors when that is known, so rows keep their inputs' places.
+            width = self.width.known or 0
+            vectors = self._np.full((self.total, width), self._np.nan, dtype=self._np.float32)
+        elif gaps:
             for failed in self.failed:
                 vectors[failed.start - self.offset : failed.stop - self.offset] = self._np.nan
-        if vectors is None:
-            vectors = self._np.empty((0, self.dimensions or 0), dtype=self._np.float32)
         return EmbeddingArray(vectors, self.model, self.usage, self.requests)
 
     def partial(self) -> PartialResult:
@@ -262,20 +272,26 @@ class ArrayCollector(Collector):
 
 def collector_for(plan: Plan, *, offset: int = 0) -> ListCollector | ArrayCollector:
     make = ArrayCollector if plan.raw else ListCollector
-    return make(plan.total, plan.model, plan.dimensions, offset=offset)
+    return make(plan.total, plan.model, plan.width, offset=offset)
 
 
 def settle(
     collector: Collector, batch: Batch, outcome: ParsedBatch | BaseException
 ) -> BaseException | None:
-    """Record one batch's outcome; return its error, if it failed."""
-    if isinstance(outcome, ParsedBatch):
-        collector.add(batch.start, outcome)
-        return None
+    """Record one batch's outcome; return its error, if it failed. Vectors of another width
+    than the call's (``VectorWidth``) fail the whole batch, placed nowhere."""
+    try:
+        if isinstance(outcome, ParsedBatch):
+            collector.add(batch.start, outcome)
+            return None
+        if isinstance(outcome, InputRejectedError):
+            # The bisection's accepted halves are kept: only the refused items fail.
+            for start, parsed in outcome.accepted:
+                collector.add(start, parsed)
+    except ResponseValidationError as exc:
+        collector.fail(batch.start, batch.stop, exc)
+        return exc
     if isinstance(outcome, InputRejectedError):
-        # The bisection's accepted halves are kept: only the refused items fail.
-        for start, parsed in outcome.accepted:
-            collector.add(start, parsed)
         for index in outcome.indexes:
             collector.fail(index, index + 1, outcome)
     elif isinstance(outcome, APIError):

@@ -134,18 +134,24 @@ def test_a_parquet_input_without_the_column_names_the_columns_it_has(env, tmp_pa
     assert err.startswith(f"mixlayer-embed: {source} has no column 'key' (see --id-field);")
 
 
-def test_ids_keep_their_type_nulls_stay_null_and_npy_writes_them(env, tmp_path) -> None:
+def test_ids_keep_their_type_a_null_id_is_a_reject_and_npy_writes_them(env, tmp_path) -> None:
+    # A null id names no row: an update could never match it again (it re-embedded, and
+    # billed, that row on every run), so it is a reject with its reason.
     records = [{"id": 10, "text": "a"}, {"id": None, "text": "b"}, {"id": 12, "text": "c"}]
     source = jsonl(tmp_path / "in.jsonl", records)
     out = tmp_path / "out"
-    assert bulk.main([str(source), str(out), "--id-field", "id", *ARGS]) == 0
+    assert bulk.main([str(source), str(out), "--id-field", "id", *ARGS]) == bulk.EXIT_REJECTS
     table = pq.read_table(out)
     assert table.schema.field("id").type == pa.int64()
-    assert table.column("id").to_pylist() == [10, None, 12]
+    assert table.column("id").to_pylist() == [10, 12]
+    (reject,) = [json.loads(line) for line in (out / "_rejects.jsonl").read_text().splitlines()]
+    assert (reject["row"], reject["id"]) == (1, None)
+    assert "the id is null" in reject["error"]
     npy = tmp_path / "npy"
-    assert bulk.main([str(source), str(npy), "--id-field", "id", "--format", "npy", *ARGS]) == 0
+    args = [str(source), str(npy), "--id-field", "id", "--format", "npy", *ARGS]
+    assert bulk.main(args) == bulk.EXIT_REJECTS
     (ids,) = npy.glob("part-*.ids.json")
-    assert json.loads(ids.read_text()) == [10, None, 12]
+    assert json.loads(ids.read_text()) == [10, 12]
     parquet = tmp_path / "in.parquet"
     pq.write_table(pa.table({"key": pa.array([3, 1], pa.int32()), "text": ["x", "y"]}), parquet)
     assert bulk.main([str(parquet), str(tmp_path / "p"), "--id-field", "key", *ARGS]) == 0
