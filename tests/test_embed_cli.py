@@ -160,7 +160,10 @@ def test_a_changed_input_is_refused_unless_restart(env, tmp_path, capsys) -> Non
     assert bulk.main(argv) == bulk.EXIT_MISMATCH
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("mixlayer-embed: the input changed: rows 10 to 19 differ from those ")
-    assert err.endswith("Use --restart to embed it again, or another output directory.")
+    assert err.endswith(
+        "Use --update (with --id-field) to embed only what changed, --restart to "
+        "embed it all again, or another output directory."
+    )
     changed = [*argv[:-1], "--dimensions", "128", "--no-progress"]
     assert bulk.main([str(source), str(out), "--text-field", "body", "--restart", "--no-progress",
                       "--dimensions", "128"]) == 0  # fmt: skip

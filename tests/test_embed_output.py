@@ -162,7 +162,7 @@ def test_a_second_run_into_the_same_folder_is_refused_naming_the_first(
     env, tmp_path, capsys
 ) -> None:
     source = jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
-    from mixlayer_embeddings._bulk_output import lock_output
+    from mixlayer_embeddings._bulk.parts import lock_output
 
     out = tmp_path / "out"
     holder = lock_output(out)  # as another run would hold it
@@ -213,7 +213,7 @@ def test_bad_arguments_exit_2_and_leave_nothing_behind(
 
 
 def test_help_shows_one_default_per_flag_and_help_for_each() -> None:
-    from mixlayer_embeddings._bulk_args import parser
+    from mixlayer_embeddings._bulk.args import parser
 
     text = parser().format_help()
     assert "(default: None)" not in text
@@ -222,7 +222,7 @@ def test_help_shows_one_default_per_flag_and_help_for_each() -> None:
 
 
 def test_a_csv_input_gets_a_total(tmp_path) -> None:
-    from mixlayer_embeddings._bulk_input import count_rows
+    from mixlayer_embeddings._bulk.rows import count_rows
 
     source = tmp_path / "in.csv"
     source.write_text('id,text\n1,"two\nlines"\n2,plain\n', encoding="utf-8")

@@ -137,7 +137,7 @@ def test_an_update_with_few_changes_keeps_few_rows_in_memory(env, tmp_path, monk
             super().__init__(*a, **kw)
             seen.append(self)
 
-    monkeypatch.setattr(bulk, "Ingest", Recorded)
+    monkeypatch.setattr(bulk.command, "Ingest", Recorded)
     items = env.state.items
     assert bulk.main([str(source), str(out), *args, "--update"]) == 0
     assert env.state.items - items == 6

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ._bulk_input import Refused
-from ._bulk_output import (
+from .._extras import require
+from .parts import (
     EXIT_MISMATCH,
     MANIFEST,
     Part,
@@ -27,7 +27,7 @@ from ._bulk_output import (
     is_ours,
     write_atomically,
 )
-from ._extras import require
+from .rows import Refused
 
 __all__ = [
     "DROPPED",
@@ -110,7 +110,7 @@ class EarlierOutput:
 
 def write_dropped(folder: Path, ids: list[Any]) -> None:
     lines = "".join(json.dumps({"id": i}, default=str) + "\n" for i in ids)
-    write_atomically(folder / DROPPED, lambda p: p.write_text(lines, encoding="utf-8"))
+    write_atomically(folder / DROPPED, lambda f: f.write(lines.encode("utf-8")))
 
 
 def swap(out: Path) -> None:

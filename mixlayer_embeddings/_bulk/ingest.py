@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ._batching import FLUSH
-from ._bulk_input import Refused, Row, RowDigest, text_key
-from ._bulk_output import EXIT_FAILED, Writer
-from ._exceptions import ResponseValidationError
+from .._batching import FLUSH
+from .._exceptions import ResponseValidationError
+from .parts import EXIT_FAILED, Writer
+from .rows import Refused, Row, RowDigest, text_key
 
 __all__ = ["Entry", "Ingest"]
 
@@ -146,6 +146,14 @@ class Ingest:
                 "rows are not written"
             )
         self._commit_settled(whole_parts_only=False)
+
+    def commit_empty(self) -> None:
+        """A part of no row: an empty input's folder is still a table every reader opens."""
+        import numpy as np
+
+        width = self.writer.width or self.fallback_width
+        empty = np.empty((0, width), dtype=np.float32)
+        self.writer.commit(0, 0, [], empty, [], RowDigest().hexdigest(), self.fallback_width)
 
     def _settle(self, entry: Entry, reason: str | None = None) -> None:
         entry.reason = reason

@@ -8,8 +8,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ._cli import HelpFormatter
-from ._config import (
+from .._cli import HelpFormatter
+from .._config import (
     API_KEY_ENV,
     BASE_URL_ENV,
     DEFAULT_BATCH_SIZE,
@@ -21,7 +21,7 @@ from ._config import (
     ClientConfig,
     to_timeout,
 )
-from ._options import CALL_OPTION_NAMES
+from .._options import CALL_OPTION_NAMES
 
 __all__ = ["CLI_NAMES", "call_options", "client_config", "parser"]
 

@@ -1,22 +1,6 @@
-"""``mixlayer-embed``: embed a file of texts into a folder of Parquet (or .npy) parts, resumably.
-
-Reads ``.jsonl``, ``.csv``, ``.txt`` (one text per line) or ``.parquet`` as a stream
-(``_bulk_input``), sends it through ``MixlayerClient.iter_embed`` (batches in input order, at
-most ``--max-concurrency`` in flight or waiting, so memory is flat whatever the input length)
-and commits every batch as a part as it arrives (``_bulk_output`` has the folder's layout).
-
-A rerun of the same command continues at the first row no part holds; so after Ctrl-C,
-``kill -9``, a power cut or a batch that failed for good, no row is duplicated or missing and no
-request is sent again for a row already written. The rows read again on the way are checked
-against each part's digest: an input whose written rows changed is refused (exit 5), a
-``touch`` or a copy is not. Other settings, or another service URL, are refused too, unless
-``--restart`` is given. One run at a time writes to a folder (``_lock``).
-
-Exit codes: 0 every row embedded; 4 done, with rejected rows in ``_rejects.jsonl``; 1 a batch
-failed for good (rerun to resume); 2 bad arguments or an unreadable input; 3 a missing extra;
-5 the output holds other rows' or settings' vectors; 6 another run is writing there; 130
-interrupted (rerun to resume).
-"""
+"""``mixlayer-embed``'s run: read the folder's state, take one step of the state machine (the
+table in the package's docstring), embed the input through ``MixlayerClient.iter_embed`` and
+write the summary. Exit codes are listed in the package's docstring."""
 
 from __future__ import annotations
 
@@ -27,45 +11,44 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from ._bulk_args import CLI_NAMES, call_options, client_config, parser
-from ._bulk_ingest import Ingest, unchanged
-from ._bulk_input import Refused, Row, RowDigest, count_rows, id_type_of, read_rows
-from ._bulk_output import (
+from .._config import API_KEY_ENV, BASE_URL_ENV, lookup_model
+from .._extras import require
+from .._validation import is_utf8
+from .args import CLI_NAMES, call_options, client_config, parser
+from .ingest import Ingest, unchanged
+from .lifecycle import (
+    State,
+    discard_everything,
+    prepare,
+    refuse_links,
+    state_of,
+    written_rows_match,
+)
+from .messages import advice
+from .parts import (
     EXIT_BUSY,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_MISMATCH,
     EXIT_OK,
     EXIT_REJECTS,
-    FORMAT_VERSION,
     MANIFEST,
     REJECTS,
     Part,
     Writer,
     changed_settings,
-    clear_leftovers,
     committed_parts,
     discard_output,
     lock_output,
     vector_width,
     write_atomically,
 )
-from ._bulk_update import (
-    DROPPED,
-    NEXT,
-    EarlierOutput,
-    finish_swap,
-    list_files,
-    swap,
-    write_dropped,
-)
-from ._config import API_KEY_ENV, BASE_URL_ENV, lookup_model
-from ._extras import require
-from ._validation import is_utf8
+from .rows import Refused, Row, RowDigest, count_rows, id_type_of, read_rows
+from .update import DROPPED, NEXT, EarlierOutput, list_files, swap, write_dropped
 
 __all__ = [
     "EXIT_BUSY",
@@ -96,45 +79,10 @@ def _settings(args: argparse.Namespace, model: str, base_url: str, id_type: str)
     return settings
 
 
-def _prepare(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> list[Part]:
-    """Check or write ``out``'s manifest; return the parts already written."""
-    out.mkdir(parents=True, exist_ok=True)
-    if args.restart:
-        discard_output(out)
-    manifest_path = out / MANIFEST
-    if manifest_path.exists():
-        saved = json.loads(manifest_path.read_text(encoding="utf-8"))
-        before: dict[str, Any] = saved.get("settings", {})
-        changed = changed_settings(before, settings)
-        if changed:
-            raise Refused(
-                f"{out} holds vectors made with other settings ({', '.join(changed)}). "
-                "Use another output directory, or --restart to discard it.",
-                EXIT_MISMATCH,
-            )
-    elif (out / "manifest.json").exists():
-        raise Refused(
-            f"{out} was written by an older mixlayer-embed; use --restart to discard it",
-            EXIT_MISMATCH,
-        )
-    else:
-        if committed_parts(out):
-            raise Refused(
-                f"{out} has part files but no {MANIFEST}; use --restart to discard them",
-                EXIT_MISMATCH,
-            )
-        wanted = {
-            "version": FORMAT_VERSION,
-            "input": {"path": str(args.input.resolve()), "size": args.input.stat().st_size},
-            "settings": settings,
-        }
-        write_atomically(
-            manifest_path,
-            lambda p: p.write_text(json.dumps(wanted, indent=2), encoding="utf-8"),
-        )
-    parts = committed_parts(out)
-    clear_leftovers(out, parts)
-    return parts
+_CHANGED_INPUT = (
+    "Use --update (with --id-field) to embed only what changed, --restart to embed it all "
+    "again, or another output directory."
+)
 
 
 class WrittenRows:
@@ -154,8 +102,7 @@ class WrittenRows:
             if self._digest.hexdigest() != part.sidecar()["rows_sha256"]:
                 raise Refused(
                     f"the input changed: rows {part.first_row} to {row.number} differ from "
-                    f"those embedded in {self.out / part.path.name}. Use --restart to embed it "
-                    "again, or another output directory.",
+                    f"those embedded in {self.out / part.path.name}. {_CHANGED_INPUT}",
                     EXIT_MISMATCH,
                 )
             self._digest = RowDigest()
@@ -164,7 +111,7 @@ class WrittenRows:
         if rows_read < self.end:
             raise Refused(
                 f"the input changed: it has {rows_read} rows, and {self.out} holds "
-                f"{self.end}. Use --restart to embed it again, or another output directory.",
+                f"{self.end}. {_CHANGED_INPUT}",
                 EXIT_MISMATCH,
             )
 
@@ -173,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
     require("bulk", "numpy", feature="mixlayer-embed")
     if not args.input.is_file():
         raise Refused(f"{args.input}: no such file", 2)
-    if args.update and (args.id_field is None or args.restart):
-        raise Refused("--update needs --id-field (rows are matched by id), without --restart", 2)
+    if args.update and args.id_field is None:
+        raise Refused("--update needs --id-field (rows are matched by id)", 2)
+    refuse_links(args.output)
     lock = lock_output(args.output)
     try:
         return _run_locked(args)
@@ -183,24 +131,60 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_locked(args: argparse.Namespace) -> int:
+    """One step of the folder's state machine (the table in the package's docstring)."""
+    out = args.output
     config = client_config(args)
     resolved = config.resolve(CLI_NAMES)
-    id_type = id_type_of(args.input, args.id_field)
+    if args.restart:
+        discard_everything(out)
+    state = state_of(out)
+    if state is State.SWAPPING:
+        # An update killed during its swap: finish it, then do what was asked today.
+        swap(out)
+        print(f"mixlayer-embed: finished the earlier update of {out}", file=sys.stderr)
+        state = State.COMPLETE
+    # An input with no id to tell its type (empty) fits the type of what is written.
+    earlier_type = _written_id_type(out)
+    id_type = id_type_of(args.input, args.id_field) or earlier_type or "string"
     settings = _settings(args, resolved.model, str(resolved.base_url), id_type)
-    if not args.update or not (args.output / MANIFEST).exists():
-        # (An update with nothing earlier is a first run: every row is new.)
-        parts = _prepare(args, args.output, settings)
-        return _ingest(args, args.output, parts, settings, None)
-    if finish_swap(args.output):
-        print(f"mixlayer-embed: finished the update of {args.output}", file=sys.stderr)
-        return EXIT_OK
-    earlier = EarlierOutput(args.output, settings)
-    folder = args.output / NEXT
-    parts = _prepare(args, folder, settings)
+    if args.update and state is State.EMBEDDING and not written_rows_match(args, out, id_type):
+        # An unfinished first run of an older input: nothing complete to carry over.
+        discard_everything(out)
+        state = State.EMPTY
+    if not args.update or state in (State.EMPTY, State.EMBEDDING):
+        # (An update with nothing complete earlier is a first run: every row is new.)
+        parts = prepare(args, out, settings)
+        return _ingest(args, out, parts, settings, None)
+    earlier = EarlierOutput(out, settings)
+    folder = out / NEXT
+    if state is State.UPDATING and not _next_fits(args, folder, settings, id_type):
+        # An update interrupted while embedding an older input (or with other settings):
+        # its rows are stale, so it starts again by itself.
+        discard_output(folder)
+    parts = prepare(args, folder, settings)
     code = _ingest(args, folder, parts, settings, earlier)
     if code in (EXIT_OK, EXIT_REJECTS):
-        swap(args.output)
+        swap(out)
     return code
+
+
+def _written_id_type(out: Path) -> str | None:
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return None
+    kind: str | None = json.loads(manifest.read_text(encoding="utf-8"))["settings"].get("id_type")
+    return kind
+
+
+def _next_fits(
+    args: argparse.Namespace, folder: Path, settings: dict[str, Any], id_type: str
+) -> bool:
+    """Whether an interrupted update's ``_next/`` can be resumed by this one."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return True
+    saved = json.loads(manifest.read_text(encoding="utf-8")).get("settings", {})
+    return not changed_settings(saved, settings) and written_rows_match(args, folder, id_type)
 
 
 def _ingest(
@@ -211,7 +195,7 @@ def _ingest(
     earlier: EarlierOutput | None,
 ) -> int:
     """Embed the input into ``out`` (resuming after ``parts``); write the summary."""
-    from . import MixlayerClient, MixlayerError
+    from .. import MixlayerClient, MixlayerError
 
     config = client_config(args)
     written = WrittenRows(out, parts)
@@ -229,14 +213,18 @@ def _ingest(
         load=earlier.load if earlier is not None else None,
         on_commit=bar.update if bar is not None else None,
     )
-    seen_ids: set[Any] = set()
+    #: id -> the row that first held it: an id names one row (a copy is a reject; an update
+    #: could match only one of them, and re-embedded the other on every run).
+    first_at: dict[Any, int] = {}
 
     def rows() -> Iterator[Row]:
         read = 0
         for row in read_rows(args.input, args.text_field, args.id_field, settings["id_type"]):
             read += 1
-            if earlier is not None:
-                seen_ids.add(row.id)
+            if args.id_field is not None and row.problem is None:
+                first = first_at.setdefault(row.id, row.number)
+                if first != row.number:
+                    row = replace(row, problem=f"duplicate id: row {first} has the same id")
             if row.number < start_row:
                 written.check(row)
                 continue
@@ -261,13 +249,12 @@ def _ingest(
                 if bar is not None:
                     bar.set_postfix(tokens=ingest.counts.tokens, refresh=False)
             ingest.finish()
+            if ingest.next_row == 0 and not parts:
+                ingest.commit_empty()  # an empty input: a table every reader opens
         except MixlayerError as exc:
             print(f"mixlayer-embed: {str(exc).splitlines()[0]}", file=sys.stderr)
-            print(
-                f"{ingest.next_row} rows are written in {out}; run the same command again "
-                "to continue from there.",
-                file=sys.stderr,
-            )
+            base_url = str(settings["base_url"])
+            print(advice(exc, ingest.next_row, out, base_url), file=sys.stderr)
             return EXIT_FAILED
         finally:
             if bar is not None:
@@ -290,7 +277,7 @@ def _ingest(
     }
     note = ""
     if earlier is not None:
-        dropped = earlier.dropped(seen_ids)
+        dropped = earlier.dropped(first_at)
         write_dropped(out, dropped)
         summary |= {"reused": counts.carried, "dropped": len(dropped)}
         note = (
@@ -304,9 +291,8 @@ def _ingest(
     manifest["completed"] = summary
     if earlier is not None:
         manifest["files"] = list_files(out)
-    write_atomically(
-        manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    )
+    text = json.dumps(manifest, indent=2)
+    write_atomically(manifest_path, lambda f: f.write(text.encode("utf-8")))
     print(
         f"mixlayer-embed: {summary['rows']} rows in {args.output} ({size / 1e6:.1f} MB); this run: "
         f"{counts.embedded} embedded, {counters.requests} requests, {counters.retries} retries, "
@@ -348,7 +334,7 @@ def _gather_rejects(out: Path) -> list[dict[str, Any]]:
     target = out / REJECTS
     if rejects:
         lines = "".join(_json_line(r) for r in rejects)
-        write_atomically(target, lambda p: p.write_text(lines, encoding="utf-8"))
+        write_atomically(target, lambda f: f.write(lines.encode("utf-8")))
     elif target.exists():
         target.unlink()
     return rejects
@@ -372,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Every setting checked before the output folder is touched: a bad one is exit 2,
         # and leaves nothing behind.
-        from . import MixlayerClient
+        from .. import MixlayerClient
 
         config = client_config(args)
         config.resolve(CLI_NAMES)

@@ -21,13 +21,14 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
-from ._bulk_input import Refused, Row, text_key
-from ._exceptions import ResponseValidationError
-from ._extras import require
+from .._exceptions import ResponseValidationError
+from .._extras import require
+from .rows import Refused, Row, text_key
 
 __all__ = [
     "EXIT_BUSY",
@@ -37,6 +38,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_REJECTS",
     "FORMAT_VERSION",
+    "LOCK",
     "MANIFEST",
     "REJECTS",
     "Part",
@@ -45,6 +47,7 @@ __all__ = [
     "clear_leftovers",
     "committed_parts",
     "discard_output",
+    "is_layout_name",
     "is_ours",
     "lock_output",
     "vector_width",
@@ -82,11 +85,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(target: Path, write: Any) -> None:
-    """``write(tmp_path)``, flushed to disk, then renamed to ``target``."""
+#: Flags for a file this tool creates: never through a symbolic link, never an existing file
+#: (in a shared folder, a link planted under our name would send our bytes elsewhere).
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+def write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write(file)`` into a new temporary file, flushed to disk, then renamed to ``target``
+    (a rename replaces a link under that name; it never writes through it)."""
     tmp = target.with_name(f".{target.name}.tmp")
-    write(tmp)
-    with tmp.open("rb+") as f:
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()  # a leftover, or a link: removing a link leaves its target alone
+    with os.fdopen(os.open(tmp, _CREATE, 0o644), "wb") as f:
+        write(f)
+        f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, target)
     _fsync_dir(target.parent)
@@ -101,7 +113,13 @@ def lock_output(out: Path) -> IO[str]:
     """Hold ``OUT/_lock`` for this process (released by the system when it ends, whatever the
     way); refuse, naming the holder's pid, when another run holds it."""
     out.mkdir(parents=True, exist_ok=True)
-    handle = (out / LOCK).open("a+", encoding="utf-8")
+    try:
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:  # ELOOP: a link under the lock's name
+        raise Refused(
+            f"{out / LOCK} cannot be opened as the run's lock ({exc.strerror})", 2
+        ) from None
+    handle = os.fdopen(fd, "a+", encoding="utf-8")
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no advisory locks; one run at a time
@@ -124,10 +142,20 @@ def lock_output(out: Path) -> IO[str]:
     return handle
 
 
+def is_layout_name(name: str) -> bool:
+    """Whether this layout defines ``name`` (a temporary name of one included)."""
+    temporary = _TEMPORARY.match(name)
+    return name == LOCK or bool(_OURS.match(temporary[1] if temporary else name))
+
+
 def is_ours(entry: Path) -> bool:
-    temporary = _TEMPORARY.match(entry.name)
-    name = temporary[1] if temporary else entry.name
-    return entry.is_file() and not entry.is_symlink() and bool(_OURS.match(name))
+    """A file (not a link) under a name of this layout: what the tool may delete."""
+    return (
+        entry.is_file()
+        and not entry.is_symlink()
+        and is_layout_name(entry.name)
+        and (entry.name != LOCK)
+    )
 
 
 def discard_output(out: Path) -> None:
@@ -253,7 +281,7 @@ class Writer:
         }
         write_atomically(
             self.out / f"_part-{stem}.json",
-            lambda p: p.write_text(json.dumps(sidecar, ensure_ascii=True), encoding="utf-8"),
+            lambda f: f.write(json.dumps(sidecar, ensure_ascii=True).encode("ascii")),
         )
         target = self.out / f"part-{stem}.{self.fmt}"
         if self.fmt == "parquet":
@@ -266,17 +294,15 @@ class Writer:
                     "embedding": pa.FixedSizeListArray.from_arrays(flat, width),
                 }
             )
-            write_atomically(target, lambda p: self._pq.write_table(table, p))
+            write_atomically(target, lambda f: self._pq.write_table(table, f))
         else:
             numbers = np.array([r.number for r in kept_rows], dtype=np.int64)
             ids = json.dumps([r.id for r in kept_rows], default=str)
+            write_atomically(self.out / f"part-{stem}.rows.npy", lambda f: np.save(f, numbers))
             write_atomically(
-                self.out / f"part-{stem}.rows.npy", lambda p: _save_npy(np, p, numbers)
+                self.out / f"part-{stem}.ids.json", lambda f: f.write(ids.encode("utf-8"))
             )
-            write_atomically(
-                self.out / f"part-{stem}.ids.json", lambda p: p.write_text(ids, encoding="utf-8")
-            )
-            write_atomically(target, lambda p: _save_npy(np, p, kept))
+            write_atomically(target, lambda f: np.save(f, kept))
         return Part(first_row, covered, target)
 
 
@@ -287,8 +313,3 @@ def _arrow_type(pa: Any, name: str) -> Any:
     with contextlib.suppress(ValueError, KeyError):
         return pa.type_for_alias(name)
     return None  # inferred from the values (a Parquet input's rarer column types)
-
-
-def _save_npy(np: Any, path: Path, array: Any) -> None:
-    with path.open("wb") as f:
-        np.save(f, array)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._extras import require
-from ._validation import is_utf8, problem_of
+from .._extras import require
+from .._validation import is_utf8, problem_of
 
 __all__ = [
     "ID_TYPES",

@@ -1,0 +1,166 @@
+"""The output folder's state, read from the disk, and the steps that move it between states.
+
+The table of states and events is in the package's docstring (``mixlayer_embeddings._bulk``);
+``command`` drives it. Every state is read from files that are only ever written whole (a
+temporary name, flushed, then renamed), so a run killed at any step leaves one of the states
+below and the next run goes on from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .parts import (
+    EXIT_MISMATCH,
+    FORMAT_VERSION,
+    LOCK,
+    MANIFEST,
+    Part,
+    changed_settings,
+    clear_leftovers,
+    committed_parts,
+    discard_output,
+    is_layout_name,
+    write_atomically,
+)
+from .rows import Refused, RowDigest, read_rows
+from .update import NEXT
+
+__all__ = [
+    "State",
+    "discard_everything",
+    "holds_vectors",
+    "prepare",
+    "refuse_links",
+    "state_of",
+    "written_rows_match",
+]
+
+
+class State(enum.Enum):
+    """What a folder holds (see the package's table)."""
+
+    EMPTY = "empty"
+    EMBEDDING = "embedding"
+    COMPLETE = "complete"
+    UPDATING = "updating"
+    SWAPPING = "swapping"
+
+
+def _manifest(folder: Path) -> dict[str, Any] | None:
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+def state_of(out: Path) -> State:
+    """The folder's state: ``_next/`` with a listed manifest is a swap under way; ``_next/``
+    otherwise an update embedding; else the top manifest tells (none: empty)."""
+    if (out / NEXT).is_dir():
+        following = _manifest(out / NEXT)
+        return State.SWAPPING if following and "files" in following else State.UPDATING
+    manifest = _manifest(out)
+    if manifest is None:
+        return State.EMPTY
+    return State.COMPLETE if "completed" in manifest else State.EMBEDDING
+
+
+def refuse_links(out: Path) -> None:
+    """A symbolic link under one of the layout's names would make a run write through it, to
+    a file outside the folder (in a shared folder, anyone's): refused, in one line."""
+    for folder in (out, out / NEXT):
+        if folder.is_symlink():
+            raise Refused(f"{folder} is a symbolic link: remove it, the tool writes there", 2)
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if entry.is_symlink() and (is_layout_name(entry.name) or entry.name == NEXT):
+                raise Refused(
+                    f"{entry} is a symbolic link with a name this tool writes: remove it", 2
+                )
+
+
+def discard_everything(out: Path) -> None:
+    """``--restart``: every file of the layout, an update's ``_next/`` with them."""
+    following = out / NEXT
+    if following.is_dir() and not following.is_symlink():
+        discard_output(following)
+        lock = following / LOCK
+        if lock.is_file() and not lock.is_symlink():
+            lock.unlink()
+        os.rmdir(following)  # not empty: someone else's files are there; say so
+    discard_output(out)
+
+
+def holds_vectors(parts: list[Part]) -> bool:
+    """Whether any part holds a vector (a folder of rejects only, or none, holds none)."""
+    return any(part.sidecar()["text_keys"] for part in parts)
+
+
+def written_rows_match(args: argparse.Namespace, folder: Path, id_type: str) -> bool:
+    """Whether the rows the parts of ``folder`` hold are still the input's first rows (read
+    again, checked against each part's digest); nothing is sent."""
+    parts = committed_parts(folder)
+    if not parts:
+        return True
+    pending = iter(parts)
+    part = next(pending)
+    digest = RowDigest()
+    for row in read_rows(args.input, args.text_field, args.id_field, id_type):
+        digest.add(row)
+        if row.number == part.first_row + part.rows - 1:
+            if digest.hexdigest() != part.sidecar()["rows_sha256"]:
+                return False
+            digest = RowDigest()
+            following = next(pending, None)
+            if following is None:
+                return True
+            part = following
+    return part.rows == 0 and next(pending, None) is None
+
+
+def prepare(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> list[Part]:
+    """Check or write ``out``'s manifest; return the parts already written. A folder that
+    holds no vector takes any settings: a failed first run never blocks the corrected
+    command."""
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = _manifest(out)
+    if manifest is not None:
+        changed = changed_settings(manifest.get("settings", {}), settings)
+        if changed and not holds_vectors(committed_parts(out)):
+            discard_output(out)
+            manifest = None
+        elif changed:
+            raise Refused(
+                f"{out} holds vectors made with other settings ({', '.join(changed)}). "
+                "Use another output directory, or --restart to discard it.",
+                EXIT_MISMATCH,
+            )
+    elif (out / "manifest.json").exists():
+        raise Refused(
+            f"{out} was written by an older mixlayer-embed; use --restart to discard it",
+            EXIT_MISMATCH,
+        )
+    elif committed_parts(out):
+        raise Refused(
+            f"{out} has part files but no {MANIFEST}; use --restart to discard them",
+            EXIT_MISMATCH,
+        )
+    if manifest is None:
+        wanted = {
+            "version": FORMAT_VERSION,
+            "input": {"path": str(args.input.resolve()), "size": args.input.stat().st_size},
+            "settings": settings,
+        }
+        text = json.dumps(wanted, indent=2)
+        write_atomically(out / MANIFEST, lambda f: f.write(text.encode("utf-8")))
+    parts = committed_parts(out)
+    clear_leftovers(out, parts)
+    return parts
