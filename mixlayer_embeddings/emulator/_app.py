@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._config import QWEN3_EMBEDDING_8B
 from ._accelerator import Accelerator, queue_for
 from ._checks import RequestRefused, read_input, read_options
-from ._vectors import FULL_DIMENSIONS, count_tokens, encode_data, tokenize
+from ._vectors import FULL_DIMENSIONS, count_tokens, encode_data, truncate_tokens
 
 __all__ = ["CHAT_MODEL", "CONTEXT_WINDOW", "EMBEDDING_MODEL", "EmulatorState", "create_app"]
 
@@ -328,7 +328,7 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
             "invalid_input",
         )
     for i in too_long:  # only texts get here, and only with truncate=true
-        items[i] = " ".join(tokenize(items[i])[: state.context_window])
+        items[i] = truncate_tokens(items[i], state.context_window)
     return model, items, truncate
 
 

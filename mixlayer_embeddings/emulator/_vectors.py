@@ -178,8 +178,30 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+#: A real tokenizer cuts a long word into pieces: a word counts one token, and one more per
+#: this many characters (so a 10 MB run of letters is far over the context window, as it is
+#: for the service, not a single token).
+WORD_PIECE_CHARS = 32
+
+
 def count_tokens(item: str | Sequence[int]) -> int:
-    return len(tokenize(item)) if isinstance(item, str) else len(item)
+    if not isinstance(item, str):
+        return len(item)
+    return sum(1 + len(word) // WORD_PIECE_CHARS for word in tokenize(item))
+
+
+def truncate_tokens(text: str, limit: int) -> str:
+    """The first ``limit`` tokens of ``text`` (as ``count_tokens`` counts them), words joined
+    by spaces; a word that does not fit whole keeps the pieces that do."""
+    kept: list[str] = []
+    left = limit
+    for word in tokenize(text):
+        if left <= 0:
+            break
+        pieces = 1 + len(word) // WORD_PIECE_CHARS
+        kept.append(word if pieces <= left else word[: left * WORD_PIECE_CHARS - 1])
+        left -= min(pieces, left)
+    return " ".join(kept)
 
 
 def _positions(feature: str) -> tuple[list[int], list[float]]:
