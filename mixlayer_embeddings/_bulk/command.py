@@ -23,6 +23,7 @@ from .ingest import Ingest, unchanged
 from .lifecycle import (
     State,
     discard_everything,
+    holds_vectors,
     prepare,
     refuse_links,
     state_of,
@@ -147,6 +148,11 @@ def _run_locked(args: argparse.Namespace) -> int:
     earlier_type = _written_id_type(out)
     id_type = id_type_of(args.input, args.id_field) or earlier_type or "string"
     settings = _settings(args, resolved.model, str(resolved.base_url), id_type)
+    no_vector = state is not State.EMPTY and not holds_vectors(committed_parts(out))
+    if no_vector and _settings_changed(out, settings):
+        # Nothing to keep (a failed or empty first run): the corrected command starts anew.
+        discard_everything(out)
+        state = State.EMPTY
     if args.update and state is State.EMBEDDING and not written_rows_match(args, out, id_type):
         # An unfinished first run of an older input: nothing complete to carry over.
         discard_everything(out)
@@ -166,6 +172,11 @@ def _run_locked(args: argparse.Namespace) -> int:
     if code in (EXIT_OK, EXIT_REJECTS):
         swap(out)
     return code
+
+
+def _settings_changed(out: Path, settings: dict[str, Any]) -> bool:
+    saved = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("settings", {})
+    return bool(changed_settings(saved, settings))
 
 
 def _written_id_type(out: Path) -> str | None:
