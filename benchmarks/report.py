@@ -204,6 +204,10 @@ def tokens() -> str:
     )
 
 
+def _yes(flag: bool | None) -> str:
+    return "not measured" if flag is None else ("yes" if flag else "NO")
+
+
 def update() -> str:
     data = load("update")
     up, dd = data["update"], data["dedupe"]
@@ -214,7 +218,12 @@ def update() -> str:
             fmt(r["requests"], 0),
             fmt(r["items"], 0),
         ]
-        for name, r in (("--update", up["runs"]["update"]), ("full re-run", up["runs"]["full"]))
+        for name, r in (
+            ("--update", up["runs"]["update"]),
+            ("--update, rows shuffled", up["runs"].get("update_shuffled")),
+            ("full re-run", up["runs"]["full"]),
+        )
+        if r is not None
     ]
     dup_rows = [
         [name, fmt(r["wall"]), fmt(r["requests"], 0), fmt(r["items"], 0)]
@@ -233,8 +242,10 @@ def update() -> str:
             "",
             f"A corpus of {up['rows']:,} rows, {up['changed']:,} of them changed (half edited, "
             "a quarter new, a quarter deleted): `--update` on the earlier output against a "
-            "full re-run into an empty folder. Updated output equal to the re-run's, row for "
-            f"row: {'yes' if up['equal_to_full_rerun'] else 'NO'}.",
+            "full re-run into an empty folder; the shuffled run has the same changed corpus in "
+            "another row order. Updated output equal to the re-run's, row for row: "
+            f"{'yes' if up['equal_to_full_rerun'] else 'NO'}; shuffled, id for id: "
+            f"{_yes(up.get('shuffled_equal_to_full_rerun'))}.",
             "",
             table(["run", "wall s", "requests", "texts sent"], rows, "lrrr"),
             "",

@@ -297,11 +297,13 @@ def check_text(text: object) -> str:
 
 def problem_of(text: Any) -> str | None:
     """Why a corpus row's ``text`` cannot be sent, or None: the one rule of ``mixlayer-embed``
-    and ``ray_data`` (such a row becomes a reject, or a null vector, and the run goes on)."""
+    and ``ray_data`` (such a row becomes a reject, or a null vector, and the run goes on), and
+    the core's (``normalize_input``): a text is a non-empty string of valid Unicode, as the
+    reference says. A text of spaces is a text: the service embeds it, so it is sent."""
     if not isinstance(text, str):
         shown = json.dumps(text, default=str)
         return f"the text is {type(text).__name__} {shown[:40]}, not a string"
-    if not text.strip():
+    if not text:
         return "empty text (not sent)"
     if not is_utf8(text):
         return (

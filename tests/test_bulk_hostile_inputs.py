@@ -161,3 +161,21 @@ def test_a_temporary_file_planted_as_a_link_mid_run_is_not_written_through(tmp_p
     assert victim.read_text() == "precious"
     assert target.read_bytes() == b"ours"
     assert not target.is_symlink()
+
+
+def test_a_text_of_spaces_is_a_text_in_the_core_and_in_mixlayer_embed(env, tmp_path) -> None:
+    # One rule everywhere (the reference's): a non-empty string is a text; it is sent.
+    from mixlayer_embeddings import MixlayerClient
+    from mixlayer_embeddings.emulator import embed_items
+
+    with MixlayerClient() as client:
+        (core,) = client.embed(["   "], dimensions=32, input_type="document").embeddings
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "a"}\n{"text": "   "}\n{"text": ""}\n', encoding="utf-8")
+    out = tmp_path / "out"
+    assert bulk.main([str(source), str(out), *ARGS]) == bulk.EXIT_REJECTS
+    table = pq.read_table(out).sort_by("row")
+    assert table.column("row").to_pylist() == [0, 1]
+    written = table.column("embedding").to_pylist()[1]
+    assert written == core == embed_items(["   "], dimensions=32, input_type="document")[0].tolist()
+    assert [r["row"] for r in rejects_of(out)] == [2]

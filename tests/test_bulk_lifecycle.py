@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import mixlayer_embeddings._bulk as bulk
+from mixlayer_embeddings._bulk import swap as swap_module
 from mixlayer_embeddings._bulk.lifecycle import State, state_of
 from mixlayer_embeddings.emulator import embed_items
 
@@ -82,11 +83,24 @@ def into_state(state: State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         if state is State.UPDATING:
             crash_when(monkeypatch, lambda s, d, n: "_next/part" in d and n > 6)
         else:
-            crash_when(monkeypatch, lambda s, d, n: "_next" in s and "_next" not in d and n > 3)
+            monkeypatch.setattr(swap_module, "exchange", crash)  # killed before the exchange
         with pytest.raises(Crash):
             embed(source, out, "--update")
+    monkeypatch.setattr(swap_module, "exchange", real_exchange)
     assert state_of(out) is state
     return source, out
+
+
+real_exchange = swap_module.exchange
+
+
+def crash(*args: object) -> None:
+    raise Crash
+
+
+def assert_no_generation_left(out: Path) -> None:
+    assert not (out / "_next").exists()
+    assert not swap_module.staged_folder(out).exists()
 
 
 class _no_crash:
@@ -245,7 +259,7 @@ def test_updating_update_resumes(env, tmp_path, monkeypatch) -> None:
     source, out = into_state(State.UPDATING, tmp_path, monkeypatch)
     assert embed(source, out, "--update") == 0
     assert_holds(out, AFTER)
-    assert not (out / "_next").exists()
+    assert_no_generation_left(out)
 
 
 def test_updating_restart_discards_next_too(env, tmp_path, monkeypatch) -> None:
@@ -253,7 +267,7 @@ def test_updating_restart_discards_next_too(env, tmp_path, monkeypatch) -> None:
     source, out = into_state(State.UPDATING, tmp_path, monkeypatch)
     write(source, BEFORE)
     assert embed(source, out, "--restart") == 0
-    assert not (out / "_next").exists()
+    assert_no_generation_left(out)
     assert embed(source, out, "--update") == 0
     assert_holds(out, BEFORE)
 
@@ -300,7 +314,7 @@ def test_swapping_update_finishes_the_swap_then_embeds_todays_changes(
 def test_swapping_restart(env, tmp_path, monkeypatch) -> None:
     source, out = into_state(State.SWAPPING, tmp_path, monkeypatch)
     assert embed(source, out, "--restart") == 0
-    assert not (out / "_next").exists()
+    assert_no_generation_left(out)
     assert_holds(out, AFTER)
 
 

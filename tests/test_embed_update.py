@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import mixlayer_embeddings._bulk as bulk
+from mixlayer_embeddings._bulk import swap as swap_module
 from mixlayer_embeddings.emulator import embed_items
 
 ARGS = ["--id-field", "doc_id", "--dimensions", "32", "--batch-size", "8", "--no-progress"]
@@ -69,6 +70,13 @@ class Crash(BaseException):
     """Stands for kill -9."""
 
 
+real_exchange = swap_module.exchange
+
+
+def crashing_exchange(*args: object) -> None:
+    raise Crash  # the new generation staged, not yet the folder's
+
+
 @pytest.mark.parametrize("crash_at", ["embedding", "swap"])
 def test_an_interrupted_update_resumes(env, tmp_path, monkeypatch, crash_at) -> None:
     before, after = changed_corpus()
@@ -85,14 +93,15 @@ def test_an_interrupted_update_resumes(env, tmp_path, monkeypatch, crash_at) -> 
         into_next = "_next" in str(dst)
         if crash_at == "embedding" and into_next and str(dst).endswith(".parquet") and calls > 6:
             raise Crash
-        if crash_at == "swap" and "_next" in str(src) and "_next" not in str(dst) and calls > 3:
-            raise Crash  # some files moved into place, others not
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", crashing_replace)
+    if crash_at == "swap":
+        monkeypatch.setattr(swap_module, "exchange", crashing_exchange)
     with pytest.raises(Crash):
         bulk.main([str(source), str(out), *ARGS, "--update"])
     monkeypatch.setattr(os, "replace", real_replace)
+    monkeypatch.setattr(swap_module, "exchange", real_exchange)
     assert bulk.main([str(source), str(out), *ARGS, "--update"]) == 0
     ids, vectors = table_of(out)
     assert ids == list(after)

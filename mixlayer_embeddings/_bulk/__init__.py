@@ -5,7 +5,8 @@ resumably, and keep it up to date with ``--update``. One module per job:
     rows       the input read as a stream of rows, each sendable or a reject with its reason
     ingest     each row sent, rejected or carried over; settled rows committed as parts
     parts      the folder's layout: parts, sidecars, manifest, lock, atomic writes
-    update     ``--update``: the earlier output's ids and vectors, and the swap of ``_next/``
+    update     ``--update``: the earlier output's ids and vectors
+    swap       the new generation made the folder's output in one atomic exchange
     lifecycle  the folder's state, read from the disk, and the steps between states
     messages   what to do after a failure
     command    one run: a step of the table below, then the summary
@@ -15,8 +16,9 @@ The folder as one state machine. A state is read from the disk (``lifecycle.stat
     EMPTY      no manifest
     EMBEDDING  a manifest without a summary: a run began and did not finish
     COMPLETE   a manifest with its summary, and no ``_next/``
-    UPDATING   COMPLETE, plus ``_next/`` without a file list: an update embedding
-    SWAPPING   ``_next/`` whose manifest lists its files: an update done, its swap begun
+    UPDATING   COMPLETE, plus ``_next/`` not complete: an update embedding
+    SWAPPING   ``_next/`` complete, or the sibling ``.OUT.mixlayer-swap/`` there: an update
+               done, its swap begun (to exchange, or the old generation to delete)
 
 What each event does in each state ("resume": continue at the first row no part holds; rows
 read again are checked against the parts' digests; "run" ends COMPLETE, or stays where it was
@@ -36,13 +38,13 @@ on a failure; a test in ``tests/test_bulk_lifecycle.py`` covers each cell, named
                | (as COMPLETE)   | then update          | _next/ too | swap, then... | swap, then...
 
 kill -9 at any step leaves one of these states: every file is written under a temporary name,
-flushed and renamed (a part under its final name is whole); the top manifest is replaced last
-by a swap, and ``_next/``'s file list says what the swap must still move.
+flushed and renamed (a part under its final name is whole), and the swap is one atomic
+exchange of directories whose manifests carry their generation (``swap``). A ``--restart``
+killed part-way deletes the manifest first: the parts it left are refused by every command
+but the same ``--restart``, which finishes the discard.
 
-Readers: open the folder (pyarrow, pandas, polars, DuckDB skip ``_`` and ``.`` names). While a
-swap runs, and after one killed mid-way until the next run finishes it, a reader may see parts
-of both generations; read when no run is writing (``_lock`` free), or read ``_manifest.json``'s
-``files`` for the parts of the current output.
+Readers: open the folder (pyarrow, pandas, DuckDB; polars with ``OUT/*.parquet``). They skip
+``_`` and ``.`` names, and see one generation at any moment: the old table or the new one.
 
 Exit codes: 0 every row embedded; 4 done, with rejected rows in ``_rejects.jsonl``; 1 a batch
 failed for good (the message says whether a rerun can help); 2 bad arguments or an unreadable

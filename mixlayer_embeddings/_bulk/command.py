@@ -49,7 +49,8 @@ from .parts import (
     write_atomically,
 )
 from .rows import Refused, Row, RowDigest, count_rows, id_type_of, read_rows
-from .update import DROPPED, NEXT, EarlierOutput, list_files, swap, write_dropped
+from .swap import NEXT, swap
+from .update import CARRY, DROPPED, EarlierOutput, write_dropped
 
 __all__ = [
     "EXIT_BUSY",
@@ -168,7 +169,12 @@ def _run_locked(args: argparse.Namespace) -> int:
         # its rows are stale, so it starts again by itself.
         discard_output(folder)
     parts = prepare(args, folder, settings)
-    code = _ingest(args, folder, parts, settings, earlier)
+    earlier.read(folder / CARRY)
+    try:
+        code = _ingest(args, folder, parts, settings, earlier)
+    finally:
+        earlier.close()
+        (folder / CARRY).unlink(missing_ok=True)
     if code in (EXIT_OK, EXIT_REJECTS):
         swap(out)
     return code
@@ -300,8 +306,10 @@ def _ingest(
     manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["completed"] = summary
-    if earlier is not None:
-        manifest["files"] = list_files(out)
+    # An update's output is the generation after the one it updates (``swap``).
+    manifest["generation"] = (
+        earlier.generation + 1 if earlier is not None else manifest.get("generation", 1)
+    )
     text = json.dumps(manifest, indent=2)
     write_atomically(manifest_path, lambda f: f.write(text.encode("utf-8")))
     print(

@@ -29,7 +29,7 @@ from .parts import (
     write_atomically,
 )
 from .rows import Refused, RowDigest, read_rows
-from .update import NEXT
+from .swap import NEXT, generation, staged_folder
 
 __all__ = [
     "State",
@@ -61,11 +61,12 @@ def _manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def state_of(out: Path) -> State:
-    """The folder's state: ``_next/`` with a listed manifest is a swap under way; ``_next/``
-    otherwise an update embedding; else the top manifest tells (none: empty)."""
+    """The folder's state: a staged generation, or a complete ``_next/``, is a swap under way;
+    ``_next/`` otherwise an update embedding; else the top manifest tells (none: empty)."""
+    if staged_folder(out).is_dir() or generation(out / NEXT) > 0:
+        return State.SWAPPING
     if (out / NEXT).is_dir():
-        following = _manifest(out / NEXT)
-        return State.SWAPPING if following and "files" in following else State.UPDATING
+        return State.UPDATING
     manifest = _manifest(out)
     if manifest is None:
         return State.EMPTY
@@ -75,7 +76,10 @@ def state_of(out: Path) -> State:
 def refuse_links(out: Path) -> None:
     """A symbolic link under one of the layout's names would make a run write through it, to
     a file outside the folder (in a shared folder, anyone's): refused, in one line."""
-    for folder in (out, out / NEXT):
+    staged = staged_folder(out)
+    if staged.is_symlink():
+        raise Refused(f"{staged} is a symbolic link: remove it, the tool writes there", 2)
+    for folder in (out, out / NEXT, staged):
         if folder.is_symlink():
             raise Refused(f"{folder} is a symbolic link: remove it, the tool writes there", 2)
         if not folder.is_dir():
@@ -88,14 +92,15 @@ def refuse_links(out: Path) -> None:
 
 
 def discard_everything(out: Path) -> None:
-    """``--restart``: every file of the layout, an update's ``_next/`` with them."""
-    following = out / NEXT
-    if following.is_dir() and not following.is_symlink():
-        discard_output(following)
-        lock = following / LOCK
-        if lock.is_file() and not lock.is_symlink():
-            lock.unlink()
-        os.rmdir(following)  # not empty: someone else's files are there; say so
+    """``--restart``: every file of the layout, an update's ``_next/`` and a staged
+    generation with them."""
+    for folder in (out / NEXT, staged_folder(out)):
+        if folder.is_dir() and not folder.is_symlink():
+            discard_output(folder)
+            lock = folder / LOCK
+            if lock.is_file() and not lock.is_symlink():
+                lock.unlink()
+            os.rmdir(folder)  # not empty: someone else's files are there; say so
     discard_output(out)
 
 

@@ -70,7 +70,7 @@ _COMPANION = re.compile(r"^part-(\d{12}-\d+)\.(rows\.npy|ids\.json)$")
 _SIDECAR = re.compile(r"^_part-(\d{12}-\d+)\.json$")
 _OURS = re.compile(
     r"^(part-\d{12}-\d+\.(parquet|npy|rows\.npy|ids\.json)|_part-\d{12}-\d+\.json"
-    r"|_manifest\.json|_rejects\.jsonl|_dropped\.jsonl"
+    r"|_manifest\.json|_rejects\.jsonl|_dropped\.jsonl|_carry\.npy"
     # the names of format 1, so --restart clears an older tool's output too
     r"|manifest\.json|rejects\.jsonl|part-\d{12}-\d+\.rejects\.jsonl)$"
 )
@@ -159,7 +159,12 @@ def is_ours(entry: Path) -> bool:
 
 
 def discard_output(out: Path) -> None:
-    """``--restart``: delete this layout's files (and an older format's), nothing else."""
+    """``--restart``: delete this layout's files (and an older format's), nothing else. The
+    manifest goes first: a discard cut short leaves parts without one, which no run resumes
+    (the same ``--restart`` again finishes the discard)."""
+    manifest = out / MANIFEST
+    if is_ours(manifest):
+        manifest.unlink()
     for entry in out.iterdir():
         if is_ours(entry):
             entry.unlink()

@@ -4,15 +4,12 @@ text changed, keyed by id and a hash of the text; carry the other vectors over.
 The new output is written beside the earlier one, in ``OUT/_next/`` (a name every Parquet
 reader skips), as a normal, resumable run whose unchanged rows take their vector from the
 earlier parts instead of the service. When it completes, ``swap`` makes it the folder's
-output: the earlier parts it does not reuse by name are deleted, the new ones moved in, the
-manifest last. The new manifest lists the new output's files, so a swap cut short is finished
-by the next run, whatever file it stopped at.
+output in one step (``swap``'s docstring).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,30 +21,29 @@ from .parts import (
     Part,
     changed_settings,
     committed_parts,
-    is_ours,
     write_atomically,
 )
 from .rows import Refused
 
 __all__ = [
+    "CARRY",
     "DROPPED",
-    "NEXT",
     "EarlierOutput",
-    "finish_swap",
-    "list_files",
-    "swap",
     "write_dropped",
 ]
 
-NEXT = "_next"
 DROPPED = "_dropped.jsonl"
+#: The earlier vectors, in one array on disk, while an update runs.
+CARRY = "_carry.npy"
 
 
 class EarlierOutput:
-    """The completed output an update starts from: each id's place and text hash, and its
-    vectors, read a part at a time (rows of a corpus mostly keep their order)."""
+    """The completed output an update starts from: each id's row and text hash, and every
+    vector, read part by part once into a scratch array on disk (``CARRY``, memory-mapped), so
+    carrying a row over is a lookup whatever the new input's row order."""
 
     def __init__(self, out: Path, settings: dict[str, Any]) -> None:
+        """Check that ``out`` can be updated with ``settings`` (nothing is read yet)."""
         manifest_path = out / MANIFEST
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if "completed" not in manifest:
@@ -64,43 +60,57 @@ class EarlierOutput:
                 "update must use the same ones. Use --restart to embed everything again.",
                 EXIT_MISMATCH,
             )
+        #: The earlier output's generation: the update's is the next one.
+        self.generation = int(manifest.get("generation", 1))
         self.parts = committed_parts(out)
         self.format = before.get("format", "parquet")
-        #: id -> ((part number, row in part), text hash)
-        self.index: dict[Any, tuple[tuple[int, int], str]] = {}
-        for number, part in enumerate(self.parts):
-            keys = part.sidecar()["text_keys"]
-            for position, (row_id, key) in enumerate(zip(self._ids(part), keys, strict=True)):
-                self.index[row_id] = ((number, position), key)
-        self._cached: tuple[int, Any] | None = None
+        #: id -> (row in the scratch array, text hash); filled by ``read``.
+        self.index: dict[Any, tuple[int, str]] = {}
+        self._vectors: Any = None
 
-    def _ids(self, part: Part) -> list[Any]:
+    def read(self, scratch: Path) -> None:
+        """Read every earlier part once: its ids into ``index``, its vectors into ``scratch``
+        (a file of this layout in the new output's folder, deleted when the update ends)."""
+        np = require("bulk", "numpy", feature="mixlayer-embed")[0]
+        keys = [part.sidecar()["text_keys"] for part in self.parts]
+        total = sum(len(k) for k in keys)
+        vectors = None
+        row = 0
+        for part, part_keys in zip(self.parts, keys, strict=True):
+            if not part_keys:
+                continue
+            ids, array = self._read_part(part)
+            if vectors is None:
+                vectors = np.lib.format.open_memmap(
+                    scratch, mode="w+", dtype=np.float32, shape=(total, array.shape[1])
+                )
+            vectors[row : row + len(array)] = array
+            for offset, (row_id, key) in enumerate(zip(ids, part_keys, strict=True)):
+                self.index[row_id] = (row + offset, key)
+            row += len(array)
+        self._vectors = vectors
+
+    def _read_part(self, part: Part) -> tuple[list[Any], Any]:
+        np = require("bulk", "numpy", feature="mixlayer-embed")[0]
         if self.format == "npy":
-            loaded: list[Any] = json.loads(
-                part.path.with_name(part.path.name.replace(".npy", ".ids.json")).read_text()
-            )
-            return loaded
+            companion = part.path.with_name(part.path.name.replace(".npy", ".ids.json"))
+            return json.loads(companion.read_text()), np.load(part.path)
         (pq,) = require("bulk", "pyarrow.parquet", feature="Parquet output")
-        ids: list[Any] = pq.read_table(part.path, columns=["id"]).column("id").to_pylist()
-        return ids
+        table = pq.read_table(part.path, columns=["id", "embedding"])
+        column = table.column("embedding")
+        width = column.type.list_size
+        array = column.combine_chunks().flatten().to_numpy().reshape(-1, width)
+        return table.column("id").to_pylist(), array
 
-    def _vectors(self, number: int) -> Any:
-        if self._cached is None or self._cached[0] != number:
-            np = require("bulk", "numpy", feature="mixlayer-embed")[0]
-            path = self.parts[number].path
-            if self.format == "npy":
-                array = np.load(path)
-            else:
-                (pq,) = require("bulk", "pyarrow.parquet", feature="Parquet output")
-                column = pq.read_table(path, columns=["embedding"]).column("embedding")
-                width = column.type.list_size
-                array = column.combine_chunks().flatten().to_numpy().reshape(-1, width)
-            self._cached = (number, array)
-        return self._cached[1]
+    def load(self, places: list[int]) -> Any:
+        """The earlier vectors at ``places`` (rows of the scratch array), in that order: a new
+        array, one row each."""
+        np = require("bulk", "numpy", feature="mixlayer-embed")[0]
+        return self._vectors[np.asarray(places, dtype=np.intp)]
 
-    def load(self, places: list[tuple[int, int]]) -> list[Any]:
-        """The earlier vectors at ``places``, in that order."""
-        return [self._vectors(number)[position] for number, position in places]
+    def close(self) -> None:
+        """Let the scratch file go (the caller deletes it)."""
+        self._vectors = None
 
     def dropped(self, seen: Iterable[Any]) -> list[Any]:
         """The earlier ids the new input no longer has."""
@@ -111,36 +121,3 @@ class EarlierOutput:
 def write_dropped(folder: Path, ids: list[Any]) -> None:
     lines = "".join(json.dumps({"id": i}, default=str) + "\n" for i in ids)
     write_atomically(folder / DROPPED, lambda f: f.write(lines.encode("utf-8")))
-
-
-def swap(out: Path) -> None:
-    """Make ``OUT/_next`` the folder's output (see the module's docstring)."""
-    folder = out / NEXT
-    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    files = set(manifest["files"])
-    for entry in out.iterdir():
-        if is_ours(entry) and entry.name not in files and entry.name != MANIFEST:
-            entry.unlink()
-    for name in sorted(files):
-        if (folder / name).exists():
-            os.replace(folder / name, out / name)
-    os.replace(folder / MANIFEST, out / MANIFEST)
-    for entry in folder.iterdir():
-        if is_ours(entry):
-            entry.unlink()
-    folder.rmdir()
-
-
-def finish_swap(out: Path) -> bool:
-    """Finish a swap an earlier update began (True), or do nothing (False)."""
-    manifest_path = out / NEXT / MANIFEST
-    if not manifest_path.exists():
-        return False
-    if "files" not in json.loads(manifest_path.read_text(encoding="utf-8")):
-        return False  # an update still embedding: it resumes
-    swap(out)
-    return True
-
-
-def list_files(folder: Path) -> list[str]:
-    return sorted(e.name for e in folder.iterdir() if is_ours(e) and e.name != MANIFEST)
