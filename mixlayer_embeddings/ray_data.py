@@ -17,6 +17,7 @@ mechanism)::
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -26,6 +27,7 @@ from ._config import (
     API_KEY_ENV,
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
+    MODEL_ENV,
     ClientConfig,
     ClientKwargs,
     environment_value,
@@ -38,7 +40,7 @@ from ._models import Usage
 from ._options import EmbedOptions, OptionKwargs
 from ._pacing import RatePacer
 from ._usage import UsageTracker, tracking
-from ._validation import problem_of
+from ._validation import check_client_config, problem_of
 
 if TYPE_CHECKING:  # typing_extensions is only needed by type checkers (Unpack, Python < 3.11)
     from typing_extensions import Unpack
@@ -48,6 +50,8 @@ require("ray", "ray", "ray.data", "pyarrow", "numpy", feature="mixlayer_embeddin
 import numpy as np  # noqa: E402 - after the extra is known present
 import pyarrow as pa  # noqa: E402
 import ray  # noqa: E402
+
+from ._ray_resume import PROVENANCE, provenance, without_written_rows  # noqa: E402
 
 __all__ = ["EmbedderKwargs", "MixlayerEmbedder", "SharedRateBudget", "UsageTally", "embed_dataset"]
 
@@ -231,6 +235,9 @@ class MixlayerEmbedder:
         # Checked now, in the actor, rather than at the first batch.
         spec = lookup_model(self._client.model)
         EmbedOptions(**self.options).validate(spec)
+        self._made_by = json.dumps(
+            provenance(self._client.model, self.options, text_column), sort_keys=True
+        )
         #: The vectors' width, for a batch where no row could be embedded.
         self._width: int | None = self.options.get("dimensions") or (
             spec.max_dimensions if spec else None
@@ -246,7 +253,8 @@ class MixlayerEmbedder:
         errors: list[str | None] = [problem_of(text) for text in texts]
         bad = [i for i, e in enumerate(errors) if e is not None]
         if bad and self.on_reject == "raise":
-            raise RuntimeError(self._describe(bad, f"{len(bad)} row(s) cannot be sent", table))
+            reason = f"{len(bad)} row(s) cannot be sent"
+            raise RuntimeError(self._describe(bad, reason, table, errors))
         sendable = [i for i, e in enumerate(errors) if e is None]
         got: list[Any] = []
         if sendable:
@@ -277,7 +285,10 @@ class MixlayerEmbedder:
         flat = pa.array(vectors.reshape(-1), type=pa.float32())
         mask = pa.array([e is not None for e in errors]) if any(errors) else None
         column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1], mask=mask)
-        table = table.append_column(self.output_column, column)
+        # What made these vectors travels with them into the written Parquet: resume_from=
+        # refuses to complete a folder made with other settings.
+        field = pa.field(self.output_column, column.type, metadata={PROVENANCE: self._made_by})
+        table = table.append_column(field, column)
         if self.on_reject == "null":
             table = table.append_column(self.error_column, pa.array(errors, type=pa.string()))
         return table
@@ -288,11 +299,20 @@ class MixlayerEmbedder:
             counts = (call.prompt_tokens, call.total_tokens, call.requests, call.retries)
             ray.get(self.usage_tally.add.remote(*counts, call.rate_limited))
 
-    def _describe(self, indexes: Sequence[int], reason: str, table: pa.Table) -> str:
+    def _describe(
+        self,
+        indexes: Sequence[int],
+        reason: str,
+        table: pa.Table,
+        why: Sequence[str | None] = (),
+    ) -> str:
+        """The failure's message: each bad row's id (its place in the batch without
+        ``id_columns``) and, where known, what is wrong with it."""
         rows = []
         for index in indexes[:10]:
             ids = {c: table.column(c)[index].as_py() for c in self.id_columns}
-            rows.append(str(ids) if ids else f"batch row {index} (pass id_columns to name it)")
+            named = str(ids) if ids else f"batch row {index} (pass id_columns to name it)"
+            rows.append(f"{named} ({why[index]})" if index < len(why) and why[index] else named)
         return (
             f"{reason}: {', '.join(rows)}. Pass on_reject='null' to give them a null vector "
             f"and go on."
@@ -302,30 +322,41 @@ class MixlayerEmbedder:
         raise TypeError("MixlayerEmbedder holds a live client; pass the class to map_batches")
 
 
-def _without_written_rows(ds: ray.data.Dataset, folder: str, id_columns: Any) -> ray.data.Dataset:
-    """``ds`` without the rows whose id an earlier run wrote to ``folder`` (read here, on the
-    driver, once: only the id column)."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as pads
+def _worker_environment(name: str) -> str | None:
+    """A variable as the workers will see it: this process's, else the job's runtime_env's."""
+    value = environment_value(name)
+    if value is None and ray.is_initialized():
+        runtime_env = ray.get_runtime_context().runtime_env or {}
+        value = (runtime_env.get("env_vars") or {}).get(name)
+    return value
 
-    if len(id_columns) != 1:
-        raise ValueError(
-            "resume_from needs id_columns=[...] naming one column of unique ids, "
-            f"got {list(id_columns)!r}"
-        )
-    (column,) = id_columns
-    try:
-        written = pads.dataset(folder, format="parquet").to_table(columns=[column])[column]
-    except FileNotFoundError:
-        return ds  # nothing written yet: the whole job runs
-    if len(written) == 0:
-        return ds
-    done = written.combine_chunks()
 
-    def drop_written(batch: pa.Table) -> pa.Table:
-        return batch.filter(pc.invert(pc.is_in(batch[column], value_set=done)))
-
-    return ds.map_batches(drop_written, batch_format="pyarrow")
+def _check_on_driver(
+    ds: ray.data.Dataset, text_column: str, embedder_options: dict[str, Any]
+) -> dict[str, Any]:
+    """Every option value, and the text and id columns, checked before any actor starts (a
+    bad one failed in the workers, under pages of Ray tracebacks). Returns what the vectors
+    will be made with (``_provenance``), the model as far as the driver can tell."""
+    on_reject = embedder_options.get("on_reject", "raise")
+    if on_reject not in ("raise", "null"):
+        raise ValueError(f'on_reject must be "raise" or "null", got {on_reject!r}')
+    client, options = _split_settings(
+        {k: v for k, v in embedder_options.items() if k not in _EMBEDDER_OWN}
+    )
+    model = client.get("model") or _worker_environment(MODEL_ENV)
+    call = EmbedOptions(**{"input_type": "document", **options})
+    call.validate(lookup_model(model) if isinstance(model, str) else None)
+    check_client_config(ClientConfig(**client))
+    schema = ds.schema(fetch_if_missing=False)
+    if schema is not None:
+        names = list(schema.names)
+        for column in [text_column, *embedder_options.get("id_columns", ())]:
+            if column not in names:
+                raise ValueError(
+                    f"the dataset has no column {column!r}; its columns are: "
+                    + ", ".join(repr(n) for n in names)
+                )
+    return provenance(model or "", {"input_type": "document", **options}, text_column)
 
 
 def _check_key_reaches_workers(api_key_env: str) -> None:
@@ -377,7 +408,7 @@ def embed_dataset(
     folder (``write_parquet`` names its files per run) completes it: every row once, and no
     request for a row already written.
     """
-    _split_settings({k: v for k, v in embedder_options.items() if k not in _EMBEDDER_OWN})
+    made_with = _check_on_driver(ds, text_column, embedder_options)
     _check_key_reaches_workers(embedder_options.get("api_key_env", API_KEY_ENV))
     if request_size > MAX_BATCH_SIZE:
         raise ValueError(f"request_size must be at most {MAX_BATCH_SIZE}, got {request_size}")
@@ -385,7 +416,8 @@ def embed_dataset(
     if not shared_rate_limit and rate is not None:
         embedder_options["rate"] = rate
     if resume_from is not None:
-        ds = _without_written_rows(ds, resume_from, embedder_options.get("id_columns", ()))
+        id_columns = embedder_options.get("id_columns", ())
+        ds = without_written_rows(ds, resume_from, id_columns, output_column, made_with)
     return ds.map_batches(
         MixlayerEmbedder,
         fn_constructor_kwargs={

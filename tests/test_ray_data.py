@@ -243,3 +243,60 @@ def test_a_failed_job_resumes_from_what_it_wrote(cluster, tmp_path) -> None:
 def test_resume_needs_one_id_column(cluster) -> None:
     with pytest.raises(ValueError, match="resume_from needs id_columns"):
         embed_dataset(dataset(["a"]), dimensions=32, resume_from="/nowhere")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dimensions": 5}, "dimensions"),
+        ({"input_type": "passage"}, "input_type"),
+        ({"text_column": "body"}, "no column 'body'"),
+        ({"id_columns": ["key"]}, "no column 'key'"),
+        ({"on_reject": "skip"}, "on_reject"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+    ],
+)
+def test_every_option_value_and_column_is_checked_on_the_driver(cluster, options, message) -> None:
+    # They failed later, in the workers, under pages of Ray tracebacks.
+    with pytest.raises(ValueError, match=message):
+        embed_dataset(dataset(["a"]), concurrency=1, **options)
+
+
+def test_a_bad_rows_failure_names_its_id_and_what_is_wrong(in_process) -> None:
+    embedder = MixlayerEmbedder(dimensions=32, id_columns=["id"])
+    with pytest.raises(RuntimeError, match=r"\{'id': 'doc-1'\} \(the text is NoneType"):
+        embedder(pa.table({"id": ["doc-0", "doc-1"], "text": ["fine", None]}))
+
+
+@pytest.fixture
+def written(cluster, tmp_path) -> str:
+    out = str(tmp_path / "embedded")
+    embed_dataset(dataset(["a", "b", "c"]), dimensions=32, concurrency=1).write_parquet(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"dimensions": 64}, "dimensions: 32 there, 64 now"),
+        ({"dimensions": 32, "input_type": "query"}, "input_type: 'document' there, 'query' now"),
+    ],
+)
+def test_resume_refuses_a_folder_made_with_other_settings(written, options, named) -> None:
+    with pytest.raises(ValueError, match=named):
+        embed_dataset(dataset(["a"]), concurrency=1, id_columns=["id"], resume_from=written,
+                      **options)  # fmt: skip
+
+
+def test_resume_refuses_duplicate_ids_in_the_input(written) -> None:
+    rows = ray.data.from_items([{"id": "doc-9", "text": "x"}, {"id": "doc-9", "text": "y"}])
+    with pytest.raises(ValueError, match="1 duplicate id"):
+        embed_dataset(rows, dimensions=32, concurrency=1, id_columns=["id"], resume_from=written)
+
+
+def test_resume_refuses_a_mixlayer_embed_folder_in_one_line(cluster, tmp_path) -> None:
+    folder = tmp_path / "cli-output"
+    folder.mkdir()
+    (folder / "_manifest.json").write_text("{}")
+    with pytest.raises(ValueError, match="is a mixlayer-embed folder"):
+        embed_dataset(dataset(["a"]), dimensions=32, id_columns=["id"], resume_from=str(folder))
