@@ -39,6 +39,7 @@ from ._extras import require
 from ._models import Usage
 from ._options import EmbedOptions, OptionKwargs
 from ._pacing import RatePacer
+from ._placement import VectorWidth
 from ._usage import UsageTracker, tracking
 from ._validation import check_client_config, problem_of
 
@@ -238,6 +239,7 @@ class MixlayerEmbedder:
         self._made_by = json.dumps(
             provenance(self._client.model, self.options, text_column), sort_keys=True
         )
+        self._widths = VectorWidth(self.options.get("dimensions"))
         #: The vectors' width, for a batch where no row could be embedded.
         self._width: int | None = self.options.get("dimensions") or (
             spec.max_dimensions if spec else None
@@ -276,8 +278,11 @@ class MixlayerEmbedder:
                 for i, row in enumerate(got):
                     if row is None:
                         errors[sendable[i]] = f"{exc.code}: {exc.detail}"
-        # The width of this batch's vectors, else of an earlier batch's, else the model's.
-        self._width = next((len(row) for row in got if row is not None), self._width)
+        # One width for every batch of the job (a service that changes width mid-job, as in
+        # a rolling deploy without dimensions=, is a ResponseValidationError naming both);
+        # a batch with no vector takes the earlier batches' width, else the model's.
+        self._widths.check(next((len(row) for row in got if row is not None), None))
+        self._width = self._widths.known or self._width
         vectors = np.zeros((len(texts), self._width or 1), dtype=np.float32)
         for i, row in zip(sendable, got, strict=True):
             if row is not None:

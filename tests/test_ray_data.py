@@ -300,3 +300,22 @@ def test_resume_refuses_a_mixlayer_embed_folder_in_one_line(cluster, tmp_path) -
     (folder / "_manifest.json").write_text("{}")
     with pytest.raises(ValueError, match="is a mixlayer-embed folder"):
         embed_dataset(dataset(["a"]), dimensions=32, id_columns=["id"], resume_from=str(folder))
+
+
+def test_a_width_change_between_batches_stops_the_job_naming_both_widths(
+    in_process, monkeypatch
+) -> None:
+    from mixlayer_embeddings import ResponseValidationError
+
+    embedder = MixlayerEmbedder()  # no dimensions: the service's own width
+    first = embedder(pa.table({"text": ["a", "b"]}))
+    assert first.column("embedding").type.list_size == 4096
+    # The deploy behind the model id now answers 1024-wide vectors.
+    real = embedder._client.embed_array
+    monkeypatch.setattr(
+        embedder._client,
+        "embed_array",
+        lambda texts, **kw: real(texts, **{**kw, "dimensions": 1024}),
+    )
+    with pytest.raises(ResponseValidationError, match="1024 where earlier answers had length 4096"):
+        embedder(pa.table({"text": ["c"]}))
