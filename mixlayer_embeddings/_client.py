@@ -32,6 +32,7 @@ from ._batching import Batch, Plan, aiter_batches, astream_batches, stream_batch
 from ._body import aread_answer, read_answer
 from ._concurrency import AsyncGate, ThreadGate
 from ._config import ClientKwargs
+from ._exceptions import ResponseValidationError
 from ._flow import Flow, Outcome, Sleep
 from ._loop_pool import LoopBinding
 from ._models import EmbeddingResponse
@@ -216,8 +217,8 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                             step.answer_limit,
                             self._deadline(step),
                         )
-                    except httpx.RequestError as exc:
-                        outcome = exc
+                    except (httpx.RequestError, ResponseValidationError) as exc:
+                        outcome = exc  # every way an attempt ends goes into the flow
                     # Answered, but in flight until the flow has read the answer: what it
                     # learns (a wider window) is in place before the next request looks.
                     step = flow.send(outcome)
@@ -390,8 +391,8 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                             outcome = await aread_answer(
                                 response, step.answer_limit, self._deadline(step)
                             )
-                    except httpx.RequestError as exc:
-                        outcome = exc
+                    except (httpx.RequestError, ResponseValidationError) as exc:
+                        outcome = exc  # every way an attempt ends goes into the flow
                     step = flow.send(outcome)
                 finally:
                     await gate.exit(tokens)

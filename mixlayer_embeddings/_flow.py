@@ -1,9 +1,10 @@
 """The sans-I/O flow of one batch: send, retry, and bisect a refused batch.
 
-A flow is a generator with no I/O in it. It yields the ``httpx.Request`` to send (or a
-``Sleep`` before the next attempt) and receives what came back: an ``Answer``, an error
-``httpx.Response`` or the ``httpx.RequestError`` that replaced it. It returns the parsed batch
-or raises the error the call ends with. ``MixlayerClient`` drives flows with threads,
+A flow is a generator with no I/O in it. It yields a ``Send`` (the request to send, with what
+the runner needs to gate and read it) or a ``Sleep`` before the next attempt, and receives
+how the attempt ended (``Outcome``): an ``Answer``, an error ``httpx.Response``, the
+``httpx.RequestError`` that replaced it, or the error reading the body raised. It returns the
+parsed batch or raises the error the call ends with. ``MixlayerClient`` drives flows with threads,
 ``AsyncMixlayerClient`` with tasks, so retries, parsing and checking cannot drift between them.
 """
 
@@ -27,6 +28,7 @@ from ._exceptions import (
     APITimeoutError,
     BadRequestError,
     InputRejectedError,
+    ResponseValidationError,
     make_status_error,
     translate_transport_error,
 )
@@ -98,8 +100,18 @@ class DeadlinePassed:
 DEADLINE_PASSED = DeadlinePassed()
 
 
-#: What the runner sends back into a flow: an answer, an error response, or the httpx error.
-Outcome = Answer | httpx.Response | httpx.RequestError | Resize | DeadlinePassed | None
+#: What the runner sends back into a flow, whatever the attempt ended with: an answer, an
+#: error response, the httpx error, or the error reading the body raised (too large, an
+#: encoding not asked for, corrupt gzip). The flow redacts and counts before it decides.
+Outcome = (
+    Answer
+    | httpx.Response
+    | httpx.RequestError
+    | ResponseValidationError
+    | Resize
+    | DeadlinePassed
+    | None
+)
 Flow = Generator[Send | Sleep, Outcome, ParsedBatch]
 
 
@@ -348,6 +360,8 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
                 drain = ctx.capacity.on_timeout(tokens, ctx.capacity.in_flight, ctx.clock.now())
                 if len(batch) > 1:
                     raise _TooBig(drain)
+        elif isinstance(outcome, ResponseValidationError):
+            raise outcome  # an answer whose body cannot be read is not trusted, nor retried
         else:  # pragma: no cover - the runners always send an outcome
             raise RuntimeError("batch flow resumed without an outcome")
         decision = decide(error, state)
