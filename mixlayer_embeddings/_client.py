@@ -13,6 +13,7 @@ call's bookkeeping (``_results``), the pool bound to an event loop (``_loop_pool
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import (
     AsyncGenerator,
@@ -55,6 +56,15 @@ if TYPE_CHECKING:  # typing_extensions is only needed by type checkers (Unpack, 
     from typing_extensions import Unpack
 
 __all__ = ["AsyncMixlayerClient", "MixlayerClient", "ProgressCallback"]
+
+
+class _Abandoned(Exception):
+    """Ends the flow of a batch whose call was abandoned; nobody reads it."""
+
+
+def _check_not_abandoned(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise _Abandoned
 
 
 class MixlayerClient(_BaseClient[httpx.Client]):
@@ -146,8 +156,9 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         self, plan: Plan, on_progress: ProgressCallback | None
     ) -> ListCollector | ArrayCollector:
         tally = CallTally(plan)
+        stop = threading.Event()
         outcomes = thread_outcomes(
-            lambda batch: self._drive(self._flow(plan, batch)),
+            lambda batch: self._drive(self._flow(plan, batch), stop),
             iter(plan.batches),
             window=self.max_concurrency,
             ordered=False,
@@ -160,6 +171,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                 if on_progress is not None and isinstance(outcome, ParsedBatch):
                     on_progress(plan.inputs_in(batch))
         finally:
+            stop.set()  # the batches in flight send nothing more
             outcomes.close()  # drops the batches not started
         return tally.finish()
 
@@ -186,8 +198,9 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         plan = self._plan(
             [], EmbedOptions(**options_kw), model, raw=as_array, lazy=True, deadline=deadline
         )
+        stop = threading.Event()
         outcomes = thread_outcomes(
-            lambda batch: self._drive(self._flow(plan, batch)),
+            lambda batch: self._drive(self._flow(plan, batch), stop),
             stream_batches(texts, self.batch_size, *self._stream_sizing()),
             window=self.max_concurrency,
             ordered=True,
@@ -196,13 +209,17 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             for batch, outcome in outcomes:
                 yield streamed_batch(plan, batch, outcome, skip_rejected)
         finally:
+            stop.set()  # the consumer stopped, or a batch failed: nothing more is sent
             outcomes.close()
 
-    def _drive(self, flow: Flow) -> ParsedBatch:
+    def _drive(self, flow: Flow, stop: threading.Event | None = None) -> ParsedBatch:
+        """Run ``flow``: gate, send, read, hand the outcome back. ``stop``: set when the call
+        is abandoned (it raised, or its consumer stopped): no further attempt is sent."""
         outcome: Outcome = None
         try:
             step = next(flow)
             while True:
+                _check_not_abandoned(stop)
                 if isinstance(step, Sleep):
                     self._clock.sleep(step.seconds)
                     step = flow.send(None)
@@ -211,6 +228,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                 self._gate.enter(tokens, step.deadline_at)
                 step.sent_at = self._clock.now()
                 try:
+                    _check_not_abandoned(stop)  # it may have been, while the gate held it
                     try:
                         outcome = self._unsent(step) or read_answer(
                             self._http.send(step.request, stream=True),
@@ -226,6 +244,8 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                     self._gate.exit(tokens)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()  # as httpx's auth flow: the driver ends the flow, whatever happened
 
     def close(self) -> None:
         if self._owns_http:

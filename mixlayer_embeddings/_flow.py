@@ -183,6 +183,8 @@ def _fitted_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:
 def _split_flow(ctx: FlowContext, plan: Plan, batch: Batch, drain: float) -> Flow:
     """A batch sent as two halves (each fitted again), one after the other, after waiting
     ``drain`` seconds for the server to get through work it was given and nobody waits for."""
+    if plan.deadline_at is not None:  # no drain outlasts the call
+        drain = min(drain, max(0.0, plan.deadline_at - ctx.clock.now()))
     if drain > 0:
         yield Sleep(drain)
     logger.info("request of %d items split in two, to fit the server", len(batch.items))
@@ -236,6 +238,15 @@ def _call_deadline_passed(plan: Plan, attempts: int, elapsed: float) -> APITimeo
         f"The call's deadline of {plan.deadline:g} s passed before an answer came "
         f"({attempts} {noun} over {elapsed:.1f} s); pass a longer deadline= or none"
     )
+
+
+#: A timeout this close to the call's deadline is the deadline's (timers fire a little late
+#: or, rounded, a little early).
+_DEADLINE_SLACK = 0.05
+
+
+def _deadline_reached(ctx: FlowContext, plan: Plan) -> bool:
+    return plan.deadline_at is not None and ctx.clock.now() >= plan.deadline_at - _DEADLINE_SLACK
 
 
 def _refused_for_size(status: int, error: APIError, size: int) -> bool:
@@ -355,6 +366,12 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
         elif isinstance(outcome, httpx.RequestError):
             cause = outcome
             error = translate_transport_error(outcome)
+            if isinstance(outcome, httpx.TimeoutException) and _deadline_reached(ctx, plan):
+                # The call's deadline cut this attempt short: the call is over, and it says
+                # nothing of the server's capacity (no split, no smaller window, no drain).
+                _count(ctx, plan, timeouts=1)
+                elapsed = ctx.clock.now() - first_sent
+                raise _call_deadline_passed(plan, attempts, elapsed) from outcome
             if isinstance(outcome, httpx.ReadTimeout):
                 _count(ctx, plan, timeouts=1)
                 drain = ctx.capacity.on_timeout(tokens, ctx.capacity.in_flight, ctx.clock.now())

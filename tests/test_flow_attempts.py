@@ -72,3 +72,110 @@ def test_a_body_that_cannot_be_read_is_counted_and_carries_no_key(failure, kind)
     assert KEY not in error.request.headers.get("authorization", "")
     assert KEY.encode() not in pickle.dumps(error)
     assert requests == 1  # it was sent: counted as every request is
+
+
+@pytest.fixture(scope="module")
+def slow_server():
+    from mixlayer_embeddings.emulator import Emulator
+
+    with Emulator(latency_ms=3000) as emulator:  # every answer takes 3 s
+        yield emulator
+
+
+@pytest.mark.parametrize("items", [1, 8])
+def test_a_deadline_is_not_congestion_the_call_ends_on_time(slow_server, items) -> None:
+    # deadline=1.0 returned after 61 s: the read timeout the deadline shortened was taken as
+    # the server's congestion (the request split, the halves waiting a drain), and the error
+    # said "0 attempts over 0.0 s".
+    import time
+
+    from mixlayer_embeddings import APITimeoutError
+
+    with MixlayerClient(
+        api_key=slow_server.api_key, model=slow_server.model, base_url=slow_server.base_url
+    ) as client:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError) as info:
+            client.embed([f"text {i}" for i in range(items)], dimensions=32, deadline=1.0)
+        took = time.monotonic() - started
+        assert took < 2.0
+        assert "1 attempt over" in str(info.value)
+        assert client._capacity.size_cap is None  # no split, no window learned from it
+
+
+def test_an_abandoned_sync_call_stops_sending() -> None:
+    # After embed() raised, batches in flight kept retrying, splitting and bisecting on
+    # daemon threads: 42 more requests in 8 s, billed and holding the client's window.
+    import threading
+    import time
+
+    from mixlayer_embeddings import BadRequestError
+
+    seen: list[float] = []
+    lock = threading.Lock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            seen.append(time.monotonic())
+        if b"poison" in request.content:
+            return httpx.Response(400, json={"error": {"message": "no", "code": "bad_param"}})
+        time.sleep(0.2)
+        return httpx.Response(500, json={"error": {"message": "busy"}})
+
+    transport = httpx.MockTransport(handler)
+    with MixlayerClient(
+        api_key=KEY,
+        model=MODEL,
+        http_client=httpx.Client(transport=transport),
+        batch_size=1,
+        max_concurrency=4,
+        max_retries=5,
+    ) as client:
+        texts = [f"text {i}" for i in range(8)]
+        texts[0] = "poison"
+        with pytest.raises(BadRequestError):
+            client.embed(texts)
+        with lock:
+            at_raise = len(seen)
+        time.sleep(2.0)  # backoffs of 0.5 s and more would have sent again by now
+        with lock:
+            assert len(seen) == at_raise
+
+
+def test_a_stream_whose_consumer_stops_stops_sending() -> None:
+    import threading
+    import time
+
+    from conftest import FakeService
+
+    seen: list[float] = []
+    lock = threading.Lock()
+    service = FakeService()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            seen.append(time.monotonic())
+        if b"first" in request.content:
+            return service(request)
+        time.sleep(0.2)
+        return httpx.Response(500, json={"error": {"message": "busy"}})
+
+    transport = httpx.MockTransport(handler)
+    with MixlayerClient(
+        api_key=KEY,
+        model=MODEL,
+        http_client=httpx.Client(transport=transport),
+        batch_size=1,
+        max_concurrency=4,
+        max_retries=5,
+    ) as client:
+        stream = client.iter_embed(["first", *(f"text {i}" for i in range(7))])
+        for _ in stream:
+            break  # a consumer that has what it wanted
+        stream.close()
+        time.sleep(0.3)  # the requests in flight end
+        with lock:
+            after_close = len(seen)
+        time.sleep(2.0)
+        with lock:
+            assert len(seen) == after_close
