@@ -57,6 +57,8 @@ SMOOTHING = 0.3
 #: A body this big (UTF-8 bytes of text) answered 502/504 is taken as refused for its size;
 #: a smaller one's 502/504 is a fault, retried as such.
 BIG_BODY_SIZE = 24_576
+#: Answers under a gateway's size cap (502/504 on a big body) before it is doubled.
+CAP_PROBE_AFTER = 4
 #: The window never goes below this many tokens (nor below one request: one always goes).
 MIN_WINDOW_TOKENS = 1024
 
@@ -85,6 +87,11 @@ class CapacityController:
         self.read_timeout = read_timeout
         self.throughput: float | None = None
         self.size_cap: int | None = None
+        #: Whether the cap is the server's own (413), never lifted; the smallest body a
+        #: gateway refused; answers since the cap last moved.
+        self._lasting_cap = False
+        self._refused_size: int | None = None
+        self._answers_under_cap = 0
         self._last_answer: float | None = None
         self._lock = threading.Lock()
 
@@ -114,6 +121,7 @@ class CapacityController:
 
     def on_success(self, tokens: int, sent_at: float, now: float) -> None:
         with self._lock:
+            self._relax_cap()
             latency = max(now - sent_at, 1e-6)
             # Behind a queue, this request's own service time is the gap since the answer
             # before it; on an idle server, its whole latency.
@@ -153,11 +161,33 @@ class CapacityController:
         with self._lock:
             self.window = max(float(self.min_window), self.window / 2)
 
-    def on_too_large(self, size: int) -> None:
-        """A body of ``size`` was refused for its size: later requests stay well below it."""
+    def on_too_large(self, size: int, *, lasting: bool = True) -> None:
+        """A body of ``size`` was refused for its size: later requests stay well below it.
+        ``lasting``: the server said so (413); else a gateway failed on a big body (502/504),
+        which may pass: that cap is lifted again, doubling after every ``CAP_PROBE_AFTER``
+        answers, until a body of the refused size goes whole again."""
         with self._lock:
             cap = max(1, (size + 1) // 2)  # both halves of the refused request fit
             self.size_cap = cap if self.size_cap is None else min(self.size_cap, cap)
+            if lasting:
+                self._lasting_cap = True
+            self._refused_size = (
+                size if self._refused_size is None else min(self._refused_size, size)
+            )
+            self._answers_under_cap = 0
+
+    def _relax_cap(self) -> None:
+        """After enough answers under a gateway's cap, try bodies twice as big (lock held)."""
+        if self.size_cap is None or self._lasting_cap:
+            return
+        self._answers_under_cap += 1
+        if self._answers_under_cap < CAP_PROBE_AFTER:
+            return
+        self._answers_under_cap = 0
+        self.size_cap *= 2
+        if self._refused_size is not None and self.size_cap >= self._refused_size:
+            self.size_cap = None  # the refused size goes whole again, and is refused again
+            self._refused_size = None  # if the gateway still fails on it
 
     def after_fork(self) -> None:
         """In a forked child: nothing is in flight, and no lock may be left held."""

@@ -360,7 +360,7 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
                 ctx.limit.on_throttle()
                 ctx.capacity.on_overload()
             elif _refused_for_size(status, error, sent.size):
-                ctx.capacity.on_too_large(sent.size)
+                ctx.capacity.on_too_large(sent.size, lasting=status not in (502, 504))
                 if len(batch) > 1:
                     raise _TooBig(0.0)
         elif isinstance(outcome, httpx.RequestError):

@@ -153,6 +153,54 @@ def test_a_refusal_for_size_caps_every_later_request() -> None:
     assert c.size_cap == 10_000
 
 
+@pytest.mark.parametrize(
+    ("lasting", "answers", "cap"),
+    [
+        (True, 0, 10_000),
+        (True, 100, 10_000),  # the server's own limit (413) is kept
+        (False, 3, 10_000),
+        (False, 4, None),  # a gateway's (502/504): doubled back to the refused size, lifted
+        (False, 100, None),
+    ],
+)
+def test_a_gateways_size_cap_is_lifted_after_answers_a_servers_is_kept(
+    lasting, answers, cap
+) -> None:
+    c = CapacityController(max_tokens_per_request=32_768, max_concurrency=8, read_timeout=60)
+    c.on_too_large(20_000, lasting=lasting)
+    for i in range(answers):
+        c.on_success(100, sent_at=float(i), now=float(i) + 0.1)
+    assert c.size_cap == cap
+
+
+def test_a_one_second_gateway_outage_does_not_slow_a_client_for_ever() -> None:
+    # After one 502 on a big body, the same call took 14 requests instead of 2, for the
+    # client's whole life (a long-lived adapter in a web app).
+    service = FakeService()
+    outage = [True]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if outage[0] and len(request.content) > 30_000:
+            outage[0] = False
+            return httpx.Response(502, text="<html>Bad Gateway</html>")
+        return service(request)
+
+    texts = [f"passage {i} " + "word " * 200 for i in range(60)]  # ~60 kB of text
+    with MixlayerClient(
+        api_key=KEY,
+        model=MODEL,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        max_concurrency=1,
+    ) as client:
+        per_call = []
+        for _ in range(12):
+            before = client.counters.requests
+            client.embed(texts)
+            per_call.append(client.counters.requests - before)
+    assert per_call[0] > per_call[-1]
+    assert per_call[-1] == per_call[-2] == 1  # one request again, as before the outage
+
+
 def test_admission_counts_tokens_in_flight_but_always_lets_one_go() -> None:
     c = CapacityController(max_tokens_per_request=1000, max_concurrency=8, read_timeout=60)
     c.window = 2000
