@@ -12,7 +12,7 @@ from llama_index.core.instrumentation.events.embedding import (
     EmbeddingEndEvent,
     EmbeddingStartEvent,
 )
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer
 
 from mixlayer_embeddings import (
     API_KEY_ENV,
@@ -24,7 +24,7 @@ from mixlayer_embeddings import (
     MAX_BATCH_SIZE,
     MODEL_ENV,
 )
-from mixlayer_embeddings._adapter import AdapterCore, AdapterModel
+from mixlayer_embeddings._adapter import AdapterCore, AdapterModel, proxy_without_credentials
 from mixlayer_embeddings._config import environment_value
 from mixlayer_embeddings._usage import UsageTracker, tracking
 
@@ -245,6 +245,10 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
 
             with tracking(call):
                 yield finish
+
+    @field_serializer("proxy")
+    def _proxy_without_credentials(self, value: str | None) -> str | None:
+        return proxy_without_credentials(value)
 
     # -- secrets stay out of pickles --------------------------------------------------------
 

@@ -36,6 +36,7 @@ __all__ = [
     "AdapterCore",
     "AdapterModel",
     "AdapterSettings",
+    "proxy_without_credentials",
     "suggest_keyword",
     "timeout_as_data",
 ]
@@ -48,6 +49,18 @@ def timeout_as_data(value: Any) -> Any:
     if isinstance(value, httpx.Timeout) and timeout is not None:
         return (timeout.connect, timeout.read, timeout.write, timeout.pool)
     return value
+
+
+def proxy_without_credentials(value: str | None) -> str | None:
+    """A ``proxy`` as serialized forms hold it: the URL without its user and password (a
+    dump, a ``to_dict()`` or a saved chain must not carry a credential; pass ``proxy=`` again
+    after loading)."""
+    if value is None:
+        return None
+    url = httpx.URL(value)
+    if not url.userinfo:
+        return value
+    return str(url.copy_with(username=None, password=None))
 
 
 # -- keyword suggestions ------------------------------------------------------------------------

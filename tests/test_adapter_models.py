@@ -353,3 +353,20 @@ def test_a_refused_construction_or_assignment_keeps_no_key_anywhere_in_the_error
     with pytest.raises(ValidationError) as info:
         flavour.cls(**params, openai_api_key=KEY)  # refused as unknown, its value hidden
     assert KEY not in info.value.json()
+
+
+def test_no_serialized_form_carries_a_proxys_credentials(flavour, mixlayer_emulator) -> None:
+    # They were hidden from repr, but dumps(), model_dump(), to_dict() and to_json() wrote them.
+    from langchain_core.load import dumps
+
+    proxy = "http://proxyuser:proxy-s3cret@proxy.internal:3128"
+    emb = flavour.make(mixlayer_emulator, proxy=proxy, allow_insecure_http=True)
+    forms = [json.dumps(emb.model_dump(), default=str), json.dumps(emb.model_dump(mode="json"))]
+    if hasattr(emb, "to_json") and hasattr(emb, "lc_secrets"):
+        forms.append(dumps(emb))
+    else:
+        forms += [json.dumps(emb.to_dict(), default=str), emb.to_json()]
+    for form in forms:
+        assert "proxy-s3cret" not in form
+        assert "proxy.internal:3128" in form  # the proxy itself is kept
+    assert emb.proxy == proxy  # and the object still uses it
