@@ -192,3 +192,42 @@ def test_sigterm_stops_it_with_its_worker_processes() -> None:
         time.sleep(0.05)
     left = [pid for pid in workers if _alive(pid)]
     assert not left, f"worker processes left behind: {left}"
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--max-queue", "-1"],
+        ["--max-tokens-per-request", "0"],
+        ["--max-body-bytes", "-5"],
+        ["--latency-ms", "-100"],
+        ["--latency-ms", "nan"],
+        ["--context-window", "0"],
+        ["--workers", "-2"],
+    ],
+)
+def test_a_value_out_of_range_exits_2_naming_the_flag(capsys, flag) -> None:
+    # It started with them, and misbehaved later.
+    with pytest.raises(SystemExit) as info:
+        main(flag)
+    assert info.value.code == 2
+    assert flag[0] in capsys.readouterr().err
+
+
+def test_a_body_over_the_limit_is_refused_on_its_content_length_unread() -> None:
+    # A 300 MB body was read whole before the 413, where nginx refuses on Content-Length.
+    import socket
+
+    from mixlayer_embeddings.emulator import Emulator
+
+    with Emulator(max_body_bytes=1_000_000) as emulator:
+        host, port = emulator.host, emulator.port
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Authorization: Bearer " + emulator.api_key.encode() + b"\r\n"
+                b"Content-Length: 300000000\r\n\r\n" + b"[" * 1000
+            )  # 1 kB of the 300 MB announced: the answer must not wait for the rest
+            answer = sock.recv(200)
+        assert answer.startswith(b"HTTP/1.1 413")
+        assert emulator.state.too_large == 1

@@ -341,6 +341,27 @@ _BODY_TOO_LARGE = Response(
 )
 
 
+def _declared_length(request: Request) -> int:
+    try:
+        return int(request.headers.get("content-length", "0"))
+    except ValueError:
+        return 0
+
+
+async def _read_body(request: Request, limit: int | None) -> bytes | None:
+    """The body, or None as soon as it passes ``limit`` bytes (the rest is never read)."""
+    if limit is None:
+        return await request.body()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(
     state: EmulatorState, *, executor: concurrent.futures.Executor | None = None
 ) -> ASGIApp:
@@ -349,8 +370,13 @@ def create_app(
 
     async def embeddings(request: Request) -> Response:
         try:
-            raw = await request.body()
-            if state.max_body_bytes is not None and len(raw) > state.max_body_bytes:
+            limit = state.max_body_bytes
+            if limit is not None and _declared_length(request) > limit:
+                # As nginx: refused on its Content-Length, before a byte of the body is read.
+                state.too_large += 1
+                return _BODY_TOO_LARGE
+            raw = await _read_body(request, limit)
+            if raw is None:  # no Content-Length (chunked), and more than the limit
                 state.too_large += 1
                 return _BODY_TOO_LARGE
             body = _parse_body(raw)

@@ -35,6 +35,27 @@ def _positive(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # (NaN too)
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _not_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     from ._app import CONTEXT_WINDOW
 
@@ -53,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the Bearer key clients must send (default: ${API_KEY_ENV}, else a random one)",
     )
     parser.add_argument(
-        "--latency-ms", type=float, default=0.0, help="added to every embeddings request"
+        "--latency-ms", type=_not_negative, default=0.0, help="added to every embeddings request"
     )
     parser.add_argument(
         "--fault-rate",
@@ -75,12 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         "up, as gateways send it) or none",
     )
     parser.add_argument(
-        "--context-window", type=int, default=CONTEXT_WINDOW, help="tokens per input"
+        "--context-window", type=_positive_int, default=CONTEXT_WINDOW, help="tokens per input"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random fault choice")
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_not_negative_int,
         default=0,
         help="processes computing vectors, so concurrent requests run in parallel (0: one thread)",
     )
@@ -94,20 +115,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-queue",
-        type=int,
+        type=_positive_int,
         default=None,
         help="with --tokens-per-second: requests waiting or running beyond which it answers "
         "503 with Retry-After",
     )
     parser.add_argument(
         "--max-tokens-per-request",
-        type=int,
+        type=_positive_int,
         default=None,
         help="tokens one request may hold; beyond, 413 request_too_large",
     )
     parser.add_argument(
         "--max-body-bytes",
-        type=int,
+        type=_positive_int,
         default=None,
         help="request body size a proxy in front lets through (nginx's default is 1048576); "
         "beyond, 413",
