@@ -34,7 +34,7 @@ from ._body import aread_answer, read_answer
 from ._concurrency import AsyncGate, ThreadGate
 from ._config import ClientKwargs
 from ._exceptions import ResponseValidationError
-from ._flow import Flow, Outcome, Sleep
+from ._flow import DEADLINE_PASSED, Flow, Outcome, Sleep
 from ._loop_pool import LoopBinding
 from ._models import EmbeddingResponse
 from ._options import EmbedOptions, OptionKwargs
@@ -225,7 +225,9 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                     step = flow.send(None)
                     continue
                 tokens = step.tokens
-                self._gate.enter(tokens, step.deadline_at)
+                if not self._gate.enter(tokens, step.deadline_at):
+                    step = flow.send(DEADLINE_PASSED)  # the call's deadline came first
+                    continue
                 step.sent_at = self._clock.now()
                 try:
                     _check_not_abandoned(stop)  # it may have been, while the gate held it
@@ -401,7 +403,9 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                     step = flow.send(None)
                     continue
                 tokens = step.tokens
-                await gate.enter(tokens, step.deadline_at)
+                if not await gate.enter(tokens, step.deadline_at):
+                    step = flow.send(DEADLINE_PASSED)  # the call's deadline came first
+                    continue
                 step.sent_at = self._clock.now()
                 try:
                     try:

@@ -58,18 +58,23 @@ class ThreadGate:
     def _free(self, tokens: int) -> bool:
         return self._busy < self._limit.allowed and self._capacity.admits(tokens)
 
-    def enter(self, tokens: int, latest: float | None = None) -> None:
+    def enter(self, tokens: int, latest: float | None = None) -> bool:
+        """Wait for the pace, a slot and window room; False (nothing held) when the call's
+        deadline ``latest`` passed first: no wait outlasts the call."""
         # The start is booked before a slot is taken: a slot held while waiting for the pace
         # would add the request's own duration to the spacing.
         wait = self._pacer.reserve()
-        if latest is not None:  # no pace outlasts the call's deadline
+        if latest is not None:
             wait = min(wait, max(0.0, latest - self._clock.now()))
         if wait > 0:
             self._clock.sleep(wait)
         with self._cond:
-            self._cond.wait_for(lambda: self._free(tokens))
+            timeout = None if latest is None else max(0.0, latest - self._clock.now())
+            if not self._cond.wait_for(lambda: self._free(tokens), timeout):
+                return False
             self._busy += 1
             self._capacity.started(tokens)
+            return True
 
     def exit(self, tokens: int) -> None:
         with self._cond:
@@ -99,16 +104,22 @@ class AsyncGate:
     def _free(self, tokens: int) -> bool:
         return self._busy < self._limit.allowed and self._capacity.admits(tokens)
 
-    async def enter(self, tokens: int, latest: float | None = None) -> None:
+    async def enter(self, tokens: int, latest: float | None = None) -> bool:
+        """``ThreadGate.enter``, awaited."""
         wait = self._pacer.reserve()
         if latest is not None:
             wait = min(wait, max(0.0, latest - self._clock.now()))
         if wait > 0:
             await self._clock.asleep(wait)
         async with self._cond:
-            await self._cond.wait_for(lambda: self._free(tokens))
+            timeout = None if latest is None else max(0.0, latest - self._clock.now())
+            try:
+                await asyncio.wait_for(self._cond.wait_for(lambda: self._free(tokens)), timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                return False
             self._busy += 1
             self._capacity.started(tokens)
+            return True
 
     async def exit(self, tokens: int) -> None:
         async with self._cond:

@@ -179,3 +179,44 @@ def test_a_stream_whose_consumer_stops_stops_sending() -> None:
         time.sleep(2.0)
         with lock:
             assert len(seen) == after_close
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_deadline_bounds_the_wait_for_a_slot_another_call_holds(slow_server, flavour) -> None:
+    # deadline=0.5 waited 5.7 s for a slot held by another call on the same client.
+    import threading
+    import time
+
+    from mixlayer_embeddings import APITimeoutError
+
+    settings = {
+        "api_key": slow_server.api_key,
+        "model": slow_server.model,
+        "base_url": slow_server.base_url,
+        "max_concurrency": 1,
+    }
+    if flavour == "sync":
+        with MixlayerClient(**settings) as client:
+            holder = threading.Thread(target=client.embed, args=(["hold the slot"],))
+            holder.start()
+            time.sleep(0.3)  # its request is in flight: the one slot is taken
+            started = time.monotonic()
+            with pytest.raises(APITimeoutError):
+                client.embed(["waits"], deadline=0.5)
+            took = time.monotonic() - started
+            holder.join()
+    else:
+
+        async def go() -> float:
+            async with AsyncMixlayerClient(**settings) as client:
+                holder = asyncio.ensure_future(client.embed(["hold the slot"]))
+                await asyncio.sleep(0.3)
+                started = time.monotonic()
+                with pytest.raises(APITimeoutError):
+                    await client.embed(["waits"], deadline=0.5)
+                took = time.monotonic() - started
+                await holder
+                return took
+
+        took = asyncio.run(go())
+    assert took < 1.0
