@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -44,6 +44,7 @@ __all__ = [
     "DEADLINE_PASSED",
     "RESIZE",
     "Answer",
+    "Budget",
     "DeadlinePassed",
     "Flow",
     "FlowContext",
@@ -115,6 +116,19 @@ Outcome = (
 Flow = Generator[Send | Sleep, Outcome, ParsedBatch]
 
 
+@dataclass
+class Budget:
+    """One batch's attempts, whatever requests it became (split halves, bisected parts share
+    it): a timeout that splits a request spends a retry like one that resends it, so a server
+    that never answers in time costs ``max_retries + 1`` attempts, not a fresh budget per half.
+    """
+
+    max_retries: int
+    first_sent: float
+    attempts: int = 0
+    retries_done: int = 0
+
+
 @dataclass(frozen=True)
 class FlowContext:
     """What a flow reads of its client: how to build a request, the retry budget, and the
@@ -129,6 +143,8 @@ class FlowContext:
     clock: Clock
     capacity: CapacityController
     estimator: TokenEstimator
+    #: The batch's attempts (``batch_flow`` gives each batch its own).
+    budget: Budget | None = None
 
 
 class _TooBig(Exception):
@@ -147,6 +163,7 @@ def batch_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:
     multi-item batch refused with ``invalid_input`` is bisected (each half re-sent) until the
     refused items are known, so the error names them instead of failing every item.
     """
+    ctx = replace(ctx, budget=Budget(ctx.max_retries, ctx.clock.now()))
     copies = Copies.of(batch.items) if plan.dedupe and len(batch.items) > 1 else None
     sent = copies.compact(batch) if copies is not None else batch
     try:
@@ -288,13 +305,16 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
     time, is not sent again as it was: ``_TooBig`` asks the caller to split it.
     """
     batch, tokens = sent.items, sent.tokens
-    state = RetryState(ctx.max_retries)
-    attempts = 0
-    first_sent = ctx.clock.now()
+    budget = ctx.budget or Budget(ctx.max_retries, ctx.clock.now())
+    state = RetryState(ctx.max_retries, retries_done=budget.retries_done)
+    first_sent = budget.first_sent
+    sent_here = 0  # this request's attempts (the counters' retries); the batch's: budget
     while True:
         if plan.deadline_at is not None and ctx.clock.now() >= plan.deadline_at:
-            raise _call_deadline_passed(plan, attempts, ctx.clock.now() - first_sent)
-        attempts += 1
+            raise _call_deadline_passed(plan, budget.attempts, ctx.clock.now() - first_sent)
+        budget.attempts += 1
+        sent_here += 1
+        attempts = budget.attempts
         request = ctx.build_request(plan, batch)
         step = Send(
             request,
@@ -306,14 +326,15 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
             plan.deadline_at,
         )
         outcome = yield step
-        if isinstance(outcome, Resize):
-            raise _TooBig(0.0)
-        if isinstance(outcome, DeadlinePassed):
-            raise _call_deadline_passed(plan, attempts - 1, ctx.clock.now() - first_sent)
+        if isinstance(outcome, Resize | DeadlinePassed):
+            budget.attempts -= 1  # not sent
+            if isinstance(outcome, Resize):
+                raise _TooBig(0.0)
+            raise _call_deadline_passed(plan, budget.attempts, ctx.clock.now() - first_sent)
         # Timed from when the gates let it go: waiting for our own window is not the server's.
         sent_at = step.sent_at if step.sent_at is not None else ctx.clock.now()
         elapsed_ms = (ctx.clock.now() - sent_at) * 1000
-        _count(ctx, plan, requests=1, retries=int(attempts > 1))
+        _count(ctx, plan, requests=1, retries=int(sent_here > 1))
         # The request has been sent: blank the key so no exception or log can carry it.
         request.headers["Authorization"] = _REDACTED
         logger.debug(
@@ -375,12 +396,14 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
             if isinstance(outcome, httpx.ReadTimeout):
                 _count(ctx, plan, timeouts=1)
                 drain = ctx.capacity.on_timeout(tokens, ctx.capacity.in_flight, ctx.clock.now())
-                if len(batch) > 1:
+                if len(batch) > 1 and budget.retries_done < ctx.max_retries:
+                    budget.retries_done += 1  # the halves are this request's retry
                     raise _TooBig(drain)
         elif isinstance(outcome, ResponseValidationError):
             raise outcome  # an answer whose body cannot be read is not trusted, nor retried
         else:  # pragma: no cover - the runners always send an outcome
             raise RuntimeError("batch flow resumed without an outcome")
+        state = replace(state, retries_done=max(state.retries_done, budget.retries_done))
         decision = decide(error, state)
         if not decision.retry:
             if state.retries_done:
@@ -399,6 +422,7 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
         else:
             logger.info("paced by the server: again in %.2f s", decision.delay)
         state = decision.state
+        budget.retries_done = state.retries_done
         # After a 429 the pacer holds this request with all the others, then lets them go
         # one by one; any other retry waits its own backoff (and, after a timeout, for the
         # server to get through the work it was left with).

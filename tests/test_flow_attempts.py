@@ -220,3 +220,30 @@ def test_a_deadline_bounds_the_wait_for_a_slot_another_call_holds(slow_server, f
 
         took = asyncio.run(go())
     assert took < 1.0
+
+
+def test_a_batch_that_is_never_answered_in_time_spends_one_retry_budget() -> None:
+    # With max_retries=3, a call of 2,048 texts made 14 timed-out attempts (each split half
+    # had a fresh budget, and a drain): about 23 minutes at the default read timeout. The
+    # error said "4 attempts".
+    from conftest import FakeClock
+
+    from mixlayer_embeddings import APITimeoutError
+
+    sent: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(1)
+        raise httpx.ReadTimeout("no answer in time", request=request)
+
+    with MixlayerClient(
+        api_key=KEY,
+        model=MODEL,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        max_retries=3,
+        clock=FakeClock(),
+    ) as client:
+        with pytest.raises(APITimeoutError) as info:
+            client.embed([f"text {i}" for i in range(2048)])
+    assert len(sent) == 4  # one attempt and three retries, split or not
+    assert "4 attempts" in str(info.value)
