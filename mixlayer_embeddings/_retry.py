@@ -25,10 +25,12 @@ __all__ = [
     "INITIAL_RETRY_DELAY",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
+    "MIN_PACED_CHARGE",
     "Decision",
     "RetryState",
     "backoff_delay",
     "decide",
+    "paced_charge",
     "paced_delay",
     "parse_retry_after",
     "retry_after_is_rounded",
@@ -40,6 +42,8 @@ INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 #: The longest server-requested wait we honour; a longer one is clamped to this.
 MAX_RETRY_AFTER = 60.0
+#: The least a paced wait (429 + Retry-After) counts toward MAX_RETRY_AFTER.
+MIN_PACED_CHARGE = 4.0
 
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
@@ -145,9 +149,16 @@ def paced_delay(
     if not should_retry(429, headers):
         return None
     asked = parse_retry_after(headers, now)
-    if asked is None or waited + asked > MAX_RETRY_AFTER:
+    if asked is None or waited + paced_charge(asked) > MAX_RETRY_AFTER:
         return None
     return asked
+
+
+def paced_charge(asked: float) -> float:
+    """What a paced wait counts toward ``MAX_RETRY_AFTER``: at least ``MIN_PACED_CHARGE``, so
+    a server answering 429 with ``Retry-After: 0`` for ever gets a bounded number of free
+    attempts (15) before they spend the retry budget, instead of unbounded ones."""
+    return max(asked, MIN_PACED_CHARGE)
 
 
 @dataclass(frozen=True)
@@ -176,7 +187,8 @@ def decide(error: APIError, state: RetryState) -> Decision:
     rate_limited = isinstance(error, APIStatusError) and error.status_code == 429
     asked = paced_delay(error, state.paced_waited, state.max_retries)
     if asked is not None:
-        return Decision(True, asked, False, replace(state, paced_waited=state.paced_waited + asked))
+        waited = state.paced_waited + paced_charge(asked)
+        return Decision(True, asked, False, replace(state, paced_waited=waited))
     delay = retry_delay(error, state.retries_done, state.max_retries)
     if delay is None:
         return Decision(False, 0.0, False, state)

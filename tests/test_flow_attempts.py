@@ -236,14 +236,102 @@ def test_a_batch_that_is_never_answered_in_time_spends_one_retry_budget() -> Non
         sent.append(1)
         raise httpx.ReadTimeout("no answer in time", request=request)
 
-    with MixlayerClient(
+    with (
+        MixlayerClient(
+            api_key=KEY,
+            model=MODEL,
+            http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+            max_retries=3,
+            clock=FakeClock(),
+        ) as client,
+        pytest.raises(APITimeoutError) as info,
+    ):
+        client.embed([f"text {i}" for i in range(2048)])
+    assert len(sent) == 4  # one attempt and three retries, split or not
+    assert "4 attempts" in str(info.value)
+
+
+def _hostile(kind: str) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if kind == "connect":
+            raise httpx.ConnectError("refused", request=request)
+        if kind == "read timeout":
+            raise httpx.ReadTimeout("slow", request=request)
+        if kind == "not json":
+            return httpx.Response(200, text="<html>hello</html>")
+        if kind == "wrong count":
+            return httpx.Response(200, json={"data": [], "model": MODEL})
+        status = int(kind)
+        envelope = {"error": {"message": "no", "type": "x", "code": "invalid_input"}}
+        return httpx.Response(status, json=envelope, headers={"retry-after": "0"})
+
+    return handler
+
+
+KINDS = ["400", "401", "403", "404", "413", "429", "500", "502", "503"]
+KINDS += ["connect", "read timeout", "not json", "wrong count", *BODIES]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_no_error_of_any_kind_holds_the_key(kind, flavour) -> None:
+    import traceback
+
+    from conftest import FakeClock
+
+    from mixlayer_embeddings import MixlayerError
+
+    handler = unreadable(kind) if kind in BODIES else _hostile(kind)
+    settings: dict[str, Any] = {"api_key": KEY, "model": MODEL, "max_retries": 1}
+    settings["clock"] = FakeClock()
+    if flavour == "sync":
+        transport = httpx.MockTransport(handler)
+        client = MixlayerClient(http_client=httpx.Client(transport=transport), **settings)
+        with client, pytest.raises(MixlayerError) as info:
+            client.embed(["a", "b"], dimensions=32)
+        error = info.value
+    else:
+
+        async def go() -> BaseException:
+            transport = httpx.MockTransport(handler)
+            client = AsyncMixlayerClient(
+                http_client=httpx.AsyncClient(transport=transport), **settings
+            )
+            async with client:
+                with pytest.raises(MixlayerError) as info:
+                    await client.embed(["a", "b"], dimensions=32)
+            return info.value
+
+        error = asyncio.run(go())
+    assert KEY not in repr(error) and KEY not in str(error)
+    assert KEY.encode() not in pickle.dumps(error)
+    for value in vars(error).values():
+        assert KEY not in repr(value)
+    request = getattr(error, "request", None)
+    if request is not None:
+        assert KEY not in request.headers.get("authorization", "")
+    assert KEY not in "".join(traceback.format_exception(error))
+
+
+def test_a_server_answering_429_retry_after_0_for_ever_is_not_retried_for_ever() -> None:
+    # Each wait of 0 s was free pacing: the call never ended.
+    from conftest import FakeClock
+
+    from mixlayer_embeddings import RateLimitError
+
+    sent: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(1)
+        return httpx.Response(429, headers={"retry-after": "0"}, json={"error": {}})
+
+    client = MixlayerClient(
         api_key=KEY,
         model=MODEL,
         http_client=httpx.Client(transport=httpx.MockTransport(handler)),
-        max_retries=3,
+        max_retries=2,
         clock=FakeClock(),
-    ) as client:
-        with pytest.raises(APITimeoutError) as info:
-            client.embed([f"text {i}" for i in range(2048)])
-    assert len(sent) == 4  # one attempt and three retries, split or not
-    assert "4 attempts" in str(info.value)
+    )
+    with client, pytest.raises(RateLimitError):
+        client.embed(["a"])
+    assert len(sent) == 15 + 1 + 2  # free paced waits (60 s at 4 s each), then the budget

@@ -110,7 +110,11 @@ def test_retry_delay_table(error, retries_done, max_retries, expected) -> None:
     ("error", "waited", "max_retries", "expected"),
     [
         (status_error(429, {"retry-after": "2"}), 0.0, 3, 2.0),
-        (status_error(429, {"retry-after-ms": "20"}), 59.0, 3, 0.02),
+        (status_error(429, {"retry-after-ms": "20"}), 56.0, 3, 0.02),
+        # A tiny wait still counts 4 s: "Retry-After: 0" for ever is not free for ever.
+        (status_error(429, {"retry-after-ms": "20"}), 57.0, 3, None),
+        (status_error(429, {"retry-after": "0"}), 56.0, 3, 0.0),
+        (status_error(429, {"retry-after": "0"}), 56.5, 3, None),
         (status_error(429, {"retry-after": "2"}), 59.0, 3, None),  # over the time budget
         (status_error(429, {"retry-after": "2"}), 0.0, 0, None),  # retries off: no pacing
         (status_error(429), 0.0, 3, None),  # no Retry-After: ordinary backoff
@@ -127,7 +131,8 @@ def test_paced_delay_table(error, waited, max_retries, expected) -> None:
     ("status", "headers", "state", "retry", "delay", "wait_here", "after"),
     [
         # A 429 that says when: pacing, not a retry; the pacer holds the request.
-        (429, {"retry-after": "2"}, (3, 0, 0.0), True, 2.0, False, (0, 2.0)),
+        (429, {"retry-after": "2"}, (3, 0, 0.0), True, 2.0, False, (0, 4.0)),
+        (429, {"retry-after": "10"}, (3, 0, 0.0), True, 10.0, False, (0, 10.0)),
         # Pacing stops counting as free once the total wait would pass MAX_RETRY_AFTER.
         (429, {"retry-after": "2"}, (3, 0, 59.0), True, 2.0, False, (1, 59.0)),
         (503, {"retry-after": "1"}, (3, 1, 0.0), True, 1.0, True, (2, 0.0)),
