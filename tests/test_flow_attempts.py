@@ -335,3 +335,36 @@ def test_a_server_answering_429_retry_after_0_for_ever_is_not_retried_for_ever()
     with client, pytest.raises(RateLimitError):
         client.embed(["a"])
     assert len(sent) == 15 + 1 + 2  # free paced waits (60 s at 4 s each), then the budget
+
+
+@pytest.mark.parametrize("max_retries", [0, 1, 3])
+def test_a_batch_against_a_server_that_never_answers_takes_at_most_2r_plus_1_read_timeouts(
+    max_retries,
+) -> None:
+    # The README's bound: (2R + 1) x r for one batch (R retries, read timeout r).
+    from conftest import FakeClock
+
+    from mixlayer_embeddings import APITimeoutError
+
+    clock = FakeClock()
+    read_timeout = 60.0
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.now())
+        clock.advance(read_timeout)  # the server says nothing until the read times out
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    client = MixlayerClient(
+        api_key=KEY,
+        model=MODEL,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        max_retries=max_retries,
+        timeout=(10.0, read_timeout),
+        clock=clock,
+    )
+    started = clock.now()
+    with client, pytest.raises(APITimeoutError):
+        client.embed([f"text {i}" for i in range(2048)])
+    assert len(sent) == max_retries + 1
+    assert clock.now() - started <= (2 * max_retries + 1) * read_timeout
