@@ -31,6 +31,7 @@ import httpx
 from ._base_client import ProgressCallback, _BaseClient
 from ._batching import Batch, Plan, aiter_batches, astream_batches, stream_batches
 from ._body import aread_answer, read_answer
+from ._clock import SYSTEM_CLOCK
 from ._concurrency import AsyncGate, ThreadGate
 from ._config import ClientKwargs
 from ._exceptions import ResponseValidationError
@@ -221,7 +222,10 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             while True:
                 _check_not_abandoned(stop)
                 if isinstance(step, Sleep):
-                    self._clock.sleep(step.seconds)
+                    if stop is not None and self._clock is SYSTEM_CLOCK:
+                        stop.wait(step.seconds)  # an abandoned call stops sleeping at once
+                    else:
+                        self._clock.sleep(step.seconds)
                     step = flow.send(None)
                     continue
                 tokens = step.tokens

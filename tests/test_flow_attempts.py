@@ -368,3 +368,31 @@ def test_a_batch_against_a_server_that_never_answers_takes_at_most_2r_plus_1_rea
         client.embed([f"text {i}" for i in range(2048)])
     assert len(sent) == max_retries + 1
     assert clock.now() - started <= (2 * max_retries + 1) * read_timeout
+
+
+def test_an_abandoned_sync_call_stops_sleeping_too() -> None:
+    # Its batches slept out their backoff (here 5 s asked by Retry-After) on daemon threads.
+    import threading
+    import time
+
+    from mixlayer_embeddings import BadRequestError
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if b"poison" in request.content:
+            time.sleep(0.2)  # the others are asleep by now
+            return httpx.Response(400, json={"error": {"message": "no", "code": "bad_param"}})
+        return httpx.Response(500, headers={"retry-after": "5"}, json={"error": {}})
+
+    transport = httpx.MockTransport(handler)
+    client = MixlayerClient(
+        api_key=KEY,
+        model=MODEL,
+        http_client=httpx.Client(transport=transport),
+        batch_size=1,
+        max_concurrency=4,
+    )
+    with client, pytest.raises(BadRequestError):
+        client.embed(["poison", "a", "b", "c"])
+    time.sleep(0.5)
+    workers = [t for t in threading.enumerate() if t.name == "mixlayer-embed" and t.is_alive()]
+    assert workers == []
