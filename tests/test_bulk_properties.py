@@ -6,6 +6,7 @@ as a reject, and the four readers agreeing."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import tempfile
@@ -16,6 +17,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -71,21 +73,61 @@ def killed_at(step: int | None) -> Iterator[None]:
             setattr(module, name, real)
 
 
-def write(path: Path, rows: list[tuple[int | None, tuple[str, Any]]]) -> None:
-    lines = []
-    for row_id, (kind, value) in rows:
-        record: dict[str, Any] = {"doc_id": row_id}
-        if kind != "missing":
-            record["text"] = value
-        lines.append(json.dumps(record) + "\n")
-    path.write_text("".join(lines), encoding="utf-8")
+Rows = list[tuple[int | None, tuple[str, Any]]]
 
 
-def expected(rows: list[tuple[int | None, tuple[str, Any]]]) -> dict[int, str]:
+def as_file(rows: Rows, fmt: str) -> Rows:
+    """The rows as ``fmt`` can hold them: CSV has no types and no null (an id is a string, a
+    missing one empty; a number is text, a missing text empty); a Parquet column has one type
+    (a number in the text column is null)."""
+    if fmt == "csv":
+        return [
+            (
+                "" if row_id is None else str(row_id),  # type: ignore[misc]
+                ("good", "5")
+                if kind == "number"
+                else ("empty", "")
+                if kind == "missing"
+                else (kind, value),
+            )
+            for row_id, (kind, value) in rows
+        ]
+    if fmt == "parquet":
+        return [
+            (row_id, ("missing", None) if kind == "number" else (kind, value))
+            for row_id, (kind, value) in rows
+        ]
+    return rows
+
+
+def write(path: Path, rows: Rows, fmt: str) -> Path:
+    target = path.with_suffix(f".{fmt}")
+    if fmt == "jsonl":
+        lines = []
+        for row_id, (kind, value) in rows:
+            record: dict[str, Any] = {"doc_id": row_id}
+            if kind != "missing":
+                record["text"] = value
+            lines.append(json.dumps(record) + "\n")
+        target.write_text("".join(lines), encoding="utf-8")
+    elif fmt == "csv":
+        with target.open("w", newline="", encoding="utf-8") as f:
+            out = csv.writer(f)
+            out.writerow(["doc_id", "text"])
+            out.writerows([row_id, value] for row_id, (_, value) in rows)
+    else:
+        ids = pa.array([row_id for row_id, _ in rows], type=pa.int64())
+        texts = pa.array([value for _, (_, value) in rows], type=pa.string())
+        pq.write_table(pa.table({"doc_id": ids, "text": texts}), target)
+    return target
+
+
+def expected(rows: Rows) -> dict[Any, str]:
     """Written from the rule, not from the tool: a row is embedded when its id is not null and
-    not held by an earlier row that is not a reject for another reason, and its text is good."""
-    claimed: set[int] = set()
-    kept: dict[int, str] = {}
+    not held by an earlier row that is not a reject for another reason, and its text is good
+    (a long one is refused by the service, after it claimed its id)."""
+    claimed: set[Any] = set()
+    kept: dict[Any, str] = {}
     for row_id, (kind, value) in rows:
         if row_id is None or kind in ("empty", "number", "missing"):
             continue
@@ -108,18 +150,21 @@ def expected(rows: list[tuple[int | None, tuple[str, Any]]]) -> dict[int, str]:
     batch_size=st.sampled_from([1, 3, 8]),
     kills=st.lists(st.one_of(st.none(), st.integers(1, 30)), min_size=3, max_size=3),
     restart=st.booleans(),
+    fmt=st.sampled_from(["jsonl", "csv", "parquet"]),
 )
 def test_every_current_id_has_its_own_fresh_vector_after_any_kills(
-    env, first, second, batch_size, kills, restart
+    env, first, second, batch_size, kills, restart, fmt
 ) -> None:
     args = ["--id-field", "doc_id", "--dimensions", "32", "--batch-size", str(batch_size)]
+    first, second = as_file(first, fmt), as_file(second, fmt)
     with tempfile.TemporaryDirectory() as folder:
-        source, out = Path(folder) / "corpus.jsonl", Path(folder) / "out"
+        source = Path(folder) / f"corpus.{fmt}"
+        out = Path(folder) / "out"
         command = [str(source), str(out), *args, "--no-progress"]
-        write(source, first)
+        write(source, first, fmt)
         with killed_at(kills[0]):
             bulk.main(command)
-        write(source, second)
+        write(source, second, fmt)
         with killed_at(kills[1]):
             bulk.main([*command, "--update"])
         # Killed during a --restart, a user runs it again (parts without their manifest are
