@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 
 from ._capacity import CapacityController
 from ._clock import Clock
@@ -54,9 +55,15 @@ class ThreadGate:
         self._capacity = capacity
         self._cond = threading.Condition()
         self._busy = 0
+        #: Requests waiting, in the order they came: admitted in that order, so a large one
+        #: keeps its place (its room) instead of being passed by smaller ones for ever.
+        self._line: deque[object] = deque()
 
     def _free(self, tokens: int) -> bool:
         return self._busy < self._limit.allowed and self._capacity.admits(tokens)
+
+    def _turn(self, ticket: object, tokens: int) -> bool:
+        return self._line[0] is ticket and self._free(tokens)
 
     def enter(self, tokens: int, latest: float | None = None) -> bool:
         """Wait for the pace, a slot and window room; False (nothing held) when the call's
@@ -70,11 +77,17 @@ class ThreadGate:
             self._clock.sleep(wait)
         with self._cond:
             timeout = None if latest is None else max(0.0, latest - self._clock.now())
-            if not self._cond.wait_for(lambda: self._free(tokens), timeout):
-                return False
-            self._busy += 1
-            self._capacity.started(tokens)
-            return True
+            ticket = object()
+            self._line.append(ticket)
+            try:
+                if not self._cond.wait_for(lambda: self._turn(ticket, tokens), timeout):
+                    return False
+                self._busy += 1
+                self._capacity.started(tokens)
+                return True
+            finally:
+                self._line.remove(ticket)
+                self._cond.notify_all()  # the next in line looks
 
     def exit(self, tokens: int) -> None:
         with self._cond:
@@ -100,9 +113,13 @@ class AsyncGate:
         self._capacity = capacity
         self._cond = asyncio.Condition()
         self._busy = 0
+        self._line: deque[object] = deque()  # as ThreadGate's
 
     def _free(self, tokens: int) -> bool:
         return self._busy < self._limit.allowed and self._capacity.admits(tokens)
+
+    def _turn(self, ticket: object, tokens: int) -> bool:
+        return self._line[0] is ticket and self._free(tokens)
 
     async def enter(self, tokens: int, latest: float | None = None) -> bool:
         """``ThreadGate.enter``, awaited."""
@@ -113,13 +130,21 @@ class AsyncGate:
             await self._clock.asleep(wait)
         async with self._cond:
             timeout = None if latest is None else max(0.0, latest - self._clock.now())
+            ticket = object()
+            self._line.append(ticket)
             try:
-                await asyncio.wait_for(self._cond.wait_for(lambda: self._free(tokens)), timeout)
+                await asyncio.wait_for(
+                    self._cond.wait_for(lambda: self._turn(ticket, tokens)), timeout
+                )
             except (TimeoutError, asyncio.TimeoutError):
                 return False
-            self._busy += 1
-            self._capacity.started(tokens)
-            return True
+            else:
+                self._busy += 1
+                self._capacity.started(tokens)
+                return True
+            finally:
+                self._line.remove(ticket)
+                self._cond.notify_all()  # the next in line looks
 
     async def exit(self, tokens: int) -> None:
         async with self._cond:

@@ -278,3 +278,58 @@ def test_a_read_timeout_splits_the_request_and_waits_for_the_server_to_drain() -
     assert counters.timeouts == 3  # 8 -> 4 + 4 -> 2 + 2 + 2 + 2: never resent whole
     # Each split waited for the abandoned request's work, not a blind backoff.
     assert clock.sleeps and all(0 < s <= 5.0 for s in clock.sleeps)
+
+
+@pytest.mark.parametrize("flavour", ["thread", "task"])
+def test_a_large_request_keeps_its_place_in_line(flavour) -> None:
+    # Smaller requests that came after it were admitted first, for as long as they kept
+    # coming: a long text could wait without bound.
+    import asyncio
+    import threading
+    import time
+
+    from mixlayer_embeddings._clock import SYSTEM_CLOCK
+    from mixlayer_embeddings._concurrency import AdaptiveLimit, AsyncGate, ThreadGate
+    from mixlayer_embeddings._pacing import RatePacer
+
+    capacity = CapacityController(max_tokens_per_request=100, max_concurrency=8, read_timeout=60)
+    capacity.window = 100.0
+    admitted: list[str] = []
+    if flavour == "thread":
+        gate = ThreadGate(AdaptiveLimit(8), RatePacer(), SYSTEM_CLOCK, capacity)
+        assert gate.enter(60)  # 60 of the window's 100 tokens in flight
+
+        def request(name: str, tokens: int) -> None:
+            assert gate.enter(tokens)
+            admitted.append(name)
+
+        big = threading.Thread(target=request, args=("big", 50))
+        big.start()
+        time.sleep(0.1)
+        small = threading.Thread(target=request, args=("small", 10))
+        small.start()
+        time.sleep(0.1)
+        assert admitted == []  # the small one fits, but waits its turn behind the big one
+        gate.exit(60)
+        big.join(2)
+        small.join(2)
+    else:
+
+        async def go() -> None:
+            gate = AsyncGate(AdaptiveLimit(8), RatePacer(), SYSTEM_CLOCK, capacity)
+            assert await gate.enter(60)
+
+            async def request(name: str, tokens: int) -> None:
+                assert await gate.enter(tokens)
+                admitted.append(name)
+
+            big = asyncio.ensure_future(request("big", 50))
+            await asyncio.sleep(0.05)
+            small = asyncio.ensure_future(request("small", 10))
+            await asyncio.sleep(0.05)
+            assert admitted == []
+            await gate.exit(60)
+            await asyncio.wait_for(asyncio.gather(big, small), 2)
+
+        asyncio.run(go())
+    assert admitted == ["big", "small"]
