@@ -326,3 +326,27 @@ def test_swapping_settings_changed_finishes_the_swap_then_refuses(
     assert embed(source, out, "--update", args=other) == bulk.EXIT_MISMATCH
     assert state_of(out) is State.COMPLETE
     assert_holds(out, AFTER)
+
+
+@pytest.mark.parametrize("kill_at", [2, 3, 4])
+def test_a_discard_killed_part_way_is_finished_by_the_next_run_whatever_its_command(
+    env, tmp_path, monkeypatch, kill_at
+) -> None:
+    # It left parts without a manifest, refused by every command but --restart.
+    source, out = into_state(State.COMPLETE, tmp_path, monkeypatch)
+    calls = 0
+    real = os.unlink
+
+    def unlink(path: object, *args: object, **kw: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == kill_at:
+            raise Crash
+        real(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    with pytest.raises(Crash):
+        embed(source, out, "--restart")
+    monkeypatch.setattr(os, "unlink", real)
+    assert embed(source, out) == 0  # a plain run, not --restart
+    assert_holds(out, BEFORE)

@@ -140,7 +140,7 @@ def expected(rows: Rows) -> dict[Any, str]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -167,12 +167,9 @@ def test_every_current_id_has_its_own_fresh_vector_after_any_kills(
         write(source, second, fmt)
         with killed_at(kills[1]):
             bulk.main([*command, "--update"])
-        # Killed during a --restart, a user runs it again (parts without their manifest are
-        # refused by any other command, as they cannot be trusted).
-        last = [*command, "--update", *(["--restart"] if restart else [])]
         with killed_at(kills[2]):
-            bulk.main(last)
-        assert bulk.main(last) in (bulk.EXIT_OK, bulk.EXIT_REJECTS)
+            bulk.main([*command, "--update", *(["--restart"] if restart else [])])
+        # Whatever was killed where (a discard included), the next --update finishes it.
         assert bulk.main([*command, "--update"]) in (bulk.EXIT_OK, bulk.EXIT_REJECTS)
 
         want = expected(second)

@@ -39,9 +39,9 @@ on a failure; a test in ``tests/test_bulk_lifecycle.py`` covers each cell, named
 
 kill -9 at any step leaves one of these states: every file is written under a temporary name,
 flushed and renamed (a part under its final name is whole), and the swap is one atomic
-exchange of directories whose manifests carry their generation (``swap``). A ``--restart``
-killed part-way deletes the manifest first: the parts it left are refused by every command
-but the same ``--restart``, which finishes the discard.
+exchange of directories whose manifests carry their generation (``swap``). A discard (``--restart``,
+or a stale folder started again) writes a ``_discarding`` mark first and deletes it last: one
+killed part-way is finished by the next run, whatever its command.
 
 Readers: open the folder (pyarrow, pandas, DuckDB; polars with ``OUT/*.parquet``). They skip
 ``_`` and ``.`` names, and see one generation at any moment: the old table or the new one.

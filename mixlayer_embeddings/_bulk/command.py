@@ -23,6 +23,7 @@ from .ingest import Ingest, unchanged
 from .lifecycle import (
     State,
     discard_everything,
+    finish_discards,
     holds_vectors,
     prepare,
     refuse_links,
@@ -31,7 +32,6 @@ from .lifecycle import (
 )
 from .messages import advice
 from .parts import (
-    EXIT_BUSY,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_MISMATCH,
@@ -52,17 +52,7 @@ from .rows import Refused, Row, RowDigest, count_rows, id_type_of, read_rows
 from .swap import NEXT, swap
 from .update import CARRY, DROPPED, EarlierOutput, write_dropped
 
-__all__ = [
-    "EXIT_BUSY",
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_MISMATCH",
-    "EXIT_OK",
-    "EXIT_REJECTS",
-    "committed_parts",
-    "main",
-    "run",
-]
+__all__ = ["main", "run"]
 
 
 def _settings(args: argparse.Namespace, model: str, base_url: str, id_type: str) -> dict[str, Any]:
@@ -137,6 +127,7 @@ def _run_locked(args: argparse.Namespace) -> int:
     out = args.output
     config = client_config(args)
     resolved = config.resolve(CLI_NAMES)
+    finish_discards(out)
     if args.restart:
         discard_everything(out)
     state = state_of(out)

@@ -25,6 +25,7 @@ from .parts import (
     clear_leftovers,
     committed_parts,
     discard_output,
+    finish_discard,
     is_layout_name,
     write_atomically,
 )
@@ -34,6 +35,7 @@ from .swap import NEXT, generation, staged_folder
 __all__ = [
     "State",
     "discard_everything",
+    "finish_discards",
     "holds_vectors",
     "prepare",
     "refuse_links",
@@ -58,6 +60,14 @@ def _manifest(folder: Path) -> dict[str, Any] | None:
         return None
     loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return loaded
+
+
+def finish_discards(out: Path) -> None:
+    """Finish every discard a killed run left half-done: in the folder, ``_next/`` and the
+    staged generation (before the state is read: a half-discarded folder has no state)."""
+    for folder in (out, out / NEXT, staged_folder(out)):
+        if folder.is_dir() and not folder.is_symlink():
+            finish_discard(folder)
 
 
 def state_of(out: Path) -> State:

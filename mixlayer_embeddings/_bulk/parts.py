@@ -47,6 +47,7 @@ __all__ = [
     "clear_leftovers",
     "committed_parts",
     "discard_output",
+    "finish_discard",
     "is_layout_name",
     "is_ours",
     "lock_output",
@@ -63,6 +64,7 @@ EXIT_INTERRUPTED = 130
 
 MANIFEST = "_manifest.json"
 REJECTS = "_rejects.jsonl"
+DISCARDING = "_discarding"
 LOCK = "_lock"
 FORMAT_VERSION = 2
 _PART = re.compile(r"^part-(\d{12})-(\d+)\.(parquet|npy)$")
@@ -70,7 +72,7 @@ _COMPANION = re.compile(r"^part-(\d{12}-\d+)\.(rows\.npy|ids\.json)$")
 _SIDECAR = re.compile(r"^_part-(\d{12}-\d+)\.json$")
 _OURS = re.compile(
     r"^(part-\d{12}-\d+\.(parquet|npy|rows\.npy|ids\.json)|_part-\d{12}-\d+\.json"
-    r"|_manifest\.json|_rejects\.jsonl|_dropped\.jsonl|_carry\.npy"
+    r"|_manifest\.json|_rejects\.jsonl|_dropped\.jsonl|_carry\.npy|_discarding"
     # the names of format 1, so --restart clears an older tool's output too
     r"|manifest\.json|rejects\.jsonl|part-\d{12}-\d+\.rejects\.jsonl)$"
 )
@@ -159,15 +161,27 @@ def is_ours(entry: Path) -> bool:
 
 
 def discard_output(out: Path) -> None:
-    """``--restart``: delete this layout's files (and an older format's), nothing else. The
-    manifest goes first: a discard cut short leaves parts without one, which no run resumes
-    (the same ``--restart`` again finishes the discard)."""
+    """Delete this layout's files (and an older format's), nothing else: ``--restart``, and a
+    stale folder the state machine starts again. A ``_discarding`` mark is written first and
+    deleted last, so a discard cut short at any file is finished by the next run, whatever
+    command it is (``finish_discard``); the manifest goes first, so no run resumes meanwhile."""
+    if not out.is_dir():
+        return
+    mark = out / DISCARDING
+    write_atomically(mark, lambda f: f.write(b"discarding\n"))
     manifest = out / MANIFEST
     if is_ours(manifest):
         manifest.unlink()
     for entry in out.iterdir():
-        if is_ours(entry):
+        if is_ours(entry) and entry.name != DISCARDING:
             entry.unlink()
+    mark.unlink()
+
+
+def finish_discard(out: Path) -> None:
+    """Finish a discard a killed run began (its mark is there), or do nothing."""
+    if is_ours(out / DISCARDING):
+        discard_output(out)
 
 
 @dataclass(frozen=True)
