@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._config import QWEN3_EMBEDDING_8B
 from ._accelerator import Accelerator, queue_for
 from ._checks import RequestRefused, read_input, read_options
+from ._gateway import BODY_TOO_LARGE, read_within
 from ._vectors import FULL_DIMENSIONS, count_tokens, encode_data, truncate_tokens
 
 __all__ = ["CHAT_MODEL", "CONTEXT_WINDOW", "EMBEDDING_MODEL", "EmulatorState", "create_app"]
@@ -332,36 +333,6 @@ def _check_request(body: dict[str, Any], state: EmulatorState) -> tuple[str, lis
     return model, items, truncate
 
 
-#: What nginx answers a body over its client_max_body_size (its own page, not the envelope).
-_BODY_TOO_LARGE = Response(
-    "<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 "
-    "Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>",
-    status_code=413,
-    media_type="text/html",
-)
-
-
-def _declared_length(request: Request) -> int:
-    try:
-        return int(request.headers.get("content-length", "0"))
-    except ValueError:
-        return 0
-
-
-async def _read_body(request: Request, limit: int | None) -> bytes | None:
-    """The body, or None as soon as it passes ``limit`` bytes (the rest is never read)."""
-    if limit is None:
-        return await request.body()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(
     state: EmulatorState, *, executor: concurrent.futures.Executor | None = None
 ) -> ASGIApp:
@@ -370,15 +341,10 @@ def create_app(
 
     async def embeddings(request: Request) -> Response:
         try:
-            limit = state.max_body_bytes
-            if limit is not None and _declared_length(request) > limit:
-                # As nginx: refused on its Content-Length, before a byte of the body is read.
+            raw = await read_within(request, state.max_body_bytes)
+            if raw is None:
                 state.too_large += 1
-                return _BODY_TOO_LARGE
-            raw = await _read_body(request, limit)
-            if raw is None:  # no Content-Length (chunked), and more than the limit
-                state.too_large += 1
-                return _BODY_TOO_LARGE
+                return BODY_TOO_LARGE
             body = _parse_body(raw)
             state.last_body = body if isinstance(body, dict) else None
             model, items, _ = _check_request(body, state)
