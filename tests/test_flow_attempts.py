@@ -135,6 +135,7 @@ def test_an_abandoned_sync_call_stops_sending() -> None:
         texts[0] = "poison"
         with pytest.raises(BadRequestError):
             client.embed(texts)
+        time.sleep(0.3)  # a request past its last check as the call raised reaches the server
         with lock:
             at_raise = len(seen)
         time.sleep(2.0)  # backoffs of 0.5 s and more would have sent again by now
@@ -391,8 +392,18 @@ def test_an_abandoned_sync_call_stops_sleeping_too() -> None:
         batch_size=1,
         max_concurrency=4,
     )
+    earlier = set(threading.enumerate())  # other tests' workers are not this call's
     with client, pytest.raises(BadRequestError):
         client.embed(["poison", "a", "b", "c"])
-    time.sleep(0.5)
-    workers = [t for t in threading.enumerate() if t.name == "mixlayer-embed" and t.is_alive()]
-    assert workers == []
+
+    def ours_alive() -> list[threading.Thread]:
+        return [
+            t
+            for t in threading.enumerate()
+            if t.name == "mixlayer-embed" and t not in earlier and t.is_alive()
+        ]
+
+    ended_by = time.monotonic() + 2.0  # well before the 5 s they were told to wait
+    while ours_alive() and time.monotonic() < ended_by:
+        time.sleep(0.05)
+    assert ours_alive() == []
