@@ -303,12 +303,18 @@ def test_a_large_request_keeps_its_place_in_line(flavour) -> None:
             assert gate.enter(tokens)
             admitted.append(name)
 
+        def in_line(count: int) -> None:  # waits until that many requests wait
+            ends = time.monotonic() + 5
+            while len(gate._line) < count and time.monotonic() < ends:
+                time.sleep(0.01)
+
         big = threading.Thread(target=request, args=("big", 50))
         big.start()
-        time.sleep(0.1)
+        in_line(1)
         small = threading.Thread(target=request, args=("small", 10))
         small.start()
-        time.sleep(0.1)
+        in_line(2)
+        time.sleep(0.05)
         assert admitted == []  # the small one fits, but waits its turn behind the big one
         gate.exit(60)
         big.join(2)
