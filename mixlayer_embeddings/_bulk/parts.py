@@ -4,15 +4,20 @@
     OUT/part-<first row>-<rows>.npy            --format npy: the vectors; with .rows.npy (row
                                                numbers) and .ids.json (ids, JSON-typed)
     OUT/_part-<first row>-<rows>.json          the rows' digest and the part's rejects
-    OUT/_manifest.json                         settings, then the run's summary
+    OUT/_manifest.json                         settings, then the run's summary and generation
     OUT/_rejects.jsonl                         every rejected row, when the run completes
+    OUT/_dropped.jsonl                         --update: the ids the new input no longer has
     OUT/_lock                                  held (flock) by the run writing here; its pid
+    OUT/_discarding                            a discard under way (finished by the next run)
     OUT/.<name>.tmp                            a file being written
+    OUT/_next/                                 --update: the next generation, being built (with
+                                               _carry.npy, the earlier vectors, while it runs)
+    .OUT.mixlayer-swap/                        beside OUT: a generation being swapped (``swap``)
 
 pyarrow, pandas, polars and DuckDB skip names starting with ``_`` or ``.``, so the folder
 reads as one table. A file is written under its temporary name, flushed, then renamed: a part
 under its final name is complete, and its name says which rows it holds. The tool deletes
-only names this layout defines, and only files.
+only names this layout defines, and only files; it creates none through a symbolic link.
 """
 
 from __future__ import annotations
