@@ -426,6 +426,8 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                     await gate.exit(tokens)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()  # cancelled, failed or done: the driver ends the flow, as the sync one
 
     async def aclose(self) -> None:
         await self._binding.aclose()
