@@ -9,7 +9,6 @@ import contextlib
 import json
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -22,33 +21,34 @@ from .args import CLI_NAMES, call_options, client_config, parser
 from .ingest import Ingest, unchanged
 from .lifecycle import (
     State,
+    WrittenRows,
     discard_everything,
     finish_discards,
     holds_vectors,
     prepare,
     refuse_links,
+    settings_differ,
     state_of,
+    written_id_type,
     written_rows_match,
 )
 from .messages import advice
 from .parts import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_MISMATCH,
     EXIT_OK,
     EXIT_REJECTS,
     MANIFEST,
     REJECTS,
     Part,
     Writer,
-    changed_settings,
     committed_parts,
     discard_output,
     lock_output,
     vector_width,
     write_atomically,
 )
-from .rows import Refused, Row, RowDigest, count_rows, id_type_of, read_rows
+from .rows import Refused, Row, count_rows, id_type_of, read_rows
 from .swap import NEXT, swap
 from .update import CARRY, DROPPED, EarlierOutput, write_dropped
 
@@ -69,43 +69,6 @@ def _settings(args: argparse.Namespace, model: str, base_url: str, id_type: str)
     }
     settings.update({k: v for k, v in call_options(args).items() if v is not None})
     return settings
-
-
-_CHANGED_INPUT = (
-    "Use --update (with --id-field) to embed only what changed, --restart to embed it all "
-    "again, or another output directory."
-)
-
-
-class WrittenRows:
-    """Checks the rows read again on resume against the digests of the parts holding them."""
-
-    def __init__(self, out: Path, parts: list[Part]) -> None:
-        self.out = out
-        self._parts = deque(parts)
-        self._digest = RowDigest()
-        self.end = parts[-1].first_row + parts[-1].rows if parts else 0
-
-    def check(self, row: Row) -> None:
-        part = self._parts[0]
-        self._digest.add(row)
-        if row.number == part.first_row + part.rows - 1:
-            self._parts.popleft()
-            if self._digest.hexdigest() != part.sidecar()["rows_sha256"]:
-                raise Refused(
-                    f"the input changed: rows {part.first_row} to {row.number} differ from "
-                    f"those embedded in {self.out / part.path.name}. {_CHANGED_INPUT}",
-                    EXIT_MISMATCH,
-                )
-            self._digest = RowDigest()
-
-    def finish(self, rows_read: int) -> None:
-        if rows_read < self.end:
-            raise Refused(
-                f"the input changed: it has {rows_read} rows, and {self.out} holds "
-                f"{self.end}. {_CHANGED_INPUT}",
-                EXIT_MISMATCH,
-            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,11 +100,11 @@ def _run_locked(args: argparse.Namespace) -> int:
         print(f"mixlayer-embed: finished the earlier update of {out}", file=sys.stderr)
         state = State.COMPLETE
     # An input with no id to tell its type (empty) fits the type of what is written.
-    earlier_type = _written_id_type(out)
+    earlier_type = written_id_type(out)
     id_type = id_type_of(args.input, args.id_field) or earlier_type or "string"
     settings = _settings(args, resolved.model, str(resolved.base_url), id_type)
     no_vector = state is not State.EMPTY and not holds_vectors(committed_parts(out))
-    if no_vector and _settings_changed(out, settings):
+    if no_vector and settings_differ(out, settings):
         # Nothing to keep (a failed or empty first run): the corrected command starts anew.
         discard_everything(out)
         state = State.EMPTY
@@ -171,28 +134,11 @@ def _run_locked(args: argparse.Namespace) -> int:
     return code
 
 
-def _settings_changed(out: Path, settings: dict[str, Any]) -> bool:
-    saved = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("settings", {})
-    return bool(changed_settings(saved, settings))
-
-
-def _written_id_type(out: Path) -> str | None:
-    manifest = out / MANIFEST
-    if not manifest.is_file():
-        return None
-    kind: str | None = json.loads(manifest.read_text(encoding="utf-8"))["settings"].get("id_type")
-    return kind
-
-
 def _next_fits(
     args: argparse.Namespace, folder: Path, settings: dict[str, Any], id_type: str
 ) -> bool:
     """Whether an interrupted update's ``_next/`` can be resumed by this one."""
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        return True
-    saved = json.loads(manifest.read_text(encoding="utf-8")).get("settings", {})
-    return not changed_settings(saved, settings) and written_rows_match(args, folder, id_type)
+    return not settings_differ(folder, settings) and written_rows_match(args, folder, id_type)
 
 
 def _ingest(

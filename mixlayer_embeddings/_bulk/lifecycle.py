@@ -12,6 +12,7 @@ import argparse
 import enum
 import json
 import os
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,20 @@ from .parts import (
     is_layout_name,
     write_atomically,
 )
-from .rows import Refused, RowDigest, read_rows
+from .rows import Refused, Row, RowDigest, read_rows
 from .swap import NEXT, generation, staged_folder
 
 __all__ = [
     "State",
+    "WrittenRows",
     "discard_everything",
     "finish_discards",
     "holds_vectors",
     "prepare",
     "refuse_links",
+    "settings_differ",
     "state_of",
+    "written_id_type",
     "written_rows_match",
 ]
 
@@ -60,6 +64,19 @@ def _manifest(folder: Path) -> dict[str, Any] | None:
         return None
     loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return loaded
+
+
+def settings_differ(folder: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``folder``'s manifest was written with other settings (no manifest: no)."""
+    manifest = _manifest(folder)
+    return manifest is not None and bool(changed_settings(manifest.get("settings", {}), settings))
+
+
+def written_id_type(folder: Path) -> str | None:
+    """The id type ``folder``'s manifest records, if any."""
+    manifest = _manifest(folder)
+    kind: str | None = None if manifest is None else manifest["settings"].get("id_type")
+    return kind
 
 
 def finish_discards(out: Path) -> None:
@@ -86,10 +103,7 @@ def state_of(out: Path) -> State:
 def refuse_links(out: Path) -> None:
     """A symbolic link under one of the layout's names would make a run write through it, to
     a file outside the folder (in a shared folder, anyone's): refused, in one line."""
-    staged = staged_folder(out)
-    if staged.is_symlink():
-        raise Refused(f"{staged} is a symbolic link: remove it, the tool writes there", 2)
-    for folder in (out, out / NEXT, staged):
+    for folder in (out, out / NEXT, staged_folder(out)):
         if folder.is_symlink():
             raise Refused(f"{folder} is a symbolic link: remove it, the tool writes there", 2)
         if not folder.is_dir():
@@ -121,24 +135,58 @@ def holds_vectors(parts: list[Part]) -> bool:
 
 def written_rows_match(args: argparse.Namespace, folder: Path, id_type: str) -> bool:
     """Whether the rows the parts of ``folder`` hold are still the input's first rows (read
-    again, checked against each part's digest); nothing is sent."""
-    parts = committed_parts(folder)
-    if not parts:
-        return True
-    pending = iter(parts)
-    part = next(pending)
-    digest = RowDigest()
-    for row in read_rows(args.input, args.text_field, args.id_field, id_type):
-        digest.add(row)
-        if row.number == part.first_row + part.rows - 1:
-            if digest.hexdigest() != part.sidecar()["rows_sha256"]:
-                return False
-            digest = RowDigest()
-            following = next(pending, None)
-            if following is None:
+    again, checked against each part's digest, as a resumed run checks them); nothing is
+    sent."""
+    written = WrittenRows(folder, committed_parts(folder))
+    read = 0
+    try:
+        for row in read_rows(args.input, args.text_field, args.id_field, id_type):
+            if row.number >= written.end:
                 return True
-            part = following
-    return part.rows == 0 and next(pending, None) is None
+            read += 1
+            written.check(row)
+        written.finish(read)
+    except Refused:
+        return False
+    return True
+
+
+_CHANGED_INPUT = (
+    "Use --update (with --id-field) to embed only what changed, --restart to embed it all "
+    "again, or another output directory."
+)
+
+
+class WrittenRows:
+    """Checks the rows read again on resume against the digests of the parts holding them."""
+
+    def __init__(self, out: Path, parts: list[Part]) -> None:
+        self.out = out
+        # A part of no row (an empty input's) holds nothing to check.
+        self._parts = deque(part for part in parts if part.rows)
+        self._digest = RowDigest()
+        self.end = parts[-1].first_row + parts[-1].rows if parts else 0
+
+    def check(self, row: Row) -> None:
+        part = self._parts[0]
+        self._digest.add(row)
+        if row.number == part.first_row + part.rows - 1:
+            self._parts.popleft()
+            if self._digest.hexdigest() != part.sidecar()["rows_sha256"]:
+                raise Refused(
+                    f"the input changed: rows {part.first_row} to {row.number} differ from "
+                    f"those embedded in {self.out / part.path.name}. {_CHANGED_INPUT}",
+                    EXIT_MISMATCH,
+                )
+            self._digest = RowDigest()
+
+    def finish(self, rows_read: int) -> None:
+        if rows_read < self.end:
+            raise Refused(
+                f"the input changed: it has {rows_read} rows, and {self.out} holds "
+                f"{self.end}. {_CHANGED_INPUT}",
+                EXIT_MISMATCH,
+            )
 
 
 def prepare(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> list[Part]:
