@@ -200,8 +200,7 @@ def _fitted_flow(ctx: FlowContext, plan: Plan, batch: Batch) -> Flow:
 def _split_flow(ctx: FlowContext, plan: Plan, batch: Batch, drain: float) -> Flow:
     """A batch sent as two halves (each fitted again), one after the other, after waiting
     ``drain`` seconds for the server to get through work it was given and nobody waits for."""
-    if plan.deadline_at is not None:  # no drain outlasts the call
-        drain = min(drain, max(0.0, plan.deadline_at - ctx.clock.now()))
+    drain = _within_deadline(ctx, plan, drain)
     if drain > 0:
         yield Sleep(drain)
     logger.info("request of %d items split in two, to fit the server", len(batch.items))
@@ -260,6 +259,13 @@ def _call_deadline_passed(plan: Plan, attempts: int, elapsed: float) -> APITimeo
 #: A timeout this close to the call's deadline is the deadline's (timers fire a little late
 #: or, rounded, a little early).
 _DEADLINE_SLACK = 0.05
+
+
+def _within_deadline(ctx: FlowContext, plan: Plan, wait: float) -> float:
+    """``wait``, cut so that no wait outlasts the call's deadline."""
+    if plan.deadline_at is None:
+        return wait
+    return min(wait, max(0.0, plan.deadline_at - ctx.clock.now()))
 
 
 def _deadline_reached(ctx: FlowContext, plan: Plan) -> bool:
@@ -403,7 +409,8 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
             raise outcome  # an answer whose body cannot be read is not trusted, nor retried
         else:  # pragma: no cover - the runners always send an outcome
             raise RuntimeError("batch flow resumed without an outcome")
-        state = replace(state, retries_done=max(state.retries_done, budget.retries_done))
+        # The batch's budget is the one count (a split spends it too).
+        state = replace(state, retries_done=budget.retries_done)
         decision = decide(error, state)
         if not decision.retry:
             if state.retries_done:
@@ -427,7 +434,4 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
         # one by one; any other retry waits its own backoff (and, after a timeout, for the
         # server to get through the work it was left with).
         if decision.wait_here:
-            wait = max(decision.delay, drain)
-            if plan.deadline_at is not None:  # no wait outlasts the call
-                wait = min(wait, max(0.0, plan.deadline_at - ctx.clock.now()))
-            yield Sleep(wait)
+            yield Sleep(_within_deadline(ctx, plan, max(decision.delay, drain)))
