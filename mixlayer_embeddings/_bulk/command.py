@@ -103,8 +103,11 @@ def _run_locked(args: argparse.Namespace) -> int:
     earlier_type = written_id_type(out)
     id_type = id_type_of(args.input, args.id_field) or earlier_type or "string"
     settings = _settings(args, resolved.model, str(resolved.base_url), id_type)
-    no_vector = state is not State.EMPTY and not holds_vectors(committed_parts(out))
-    if no_vector and settings_differ(out, settings):
+    if (
+        state is not State.EMPTY
+        and settings_differ(out, settings)
+        and not holds_vectors(committed_parts(out))
+    ):
         # Nothing to keep (a failed or empty first run): the corrected command starts anew.
         discard_everything(out)
         state = State.EMPTY
