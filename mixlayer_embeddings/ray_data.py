@@ -239,11 +239,10 @@ class MixlayerEmbedder:
         self._made_by = json.dumps(
             provenance(self._client.model, self.options, text_column), sort_keys=True
         )
+        #: The job's one vector width (dimensions=, else the first answer's).
         self._widths = VectorWidth(self.options.get("dimensions"))
-        #: The vectors' width, for a batch where no row could be embedded.
-        self._width: int | None = self.options.get("dimensions") or (
-            spec.max_dimensions if spec else None
-        )
+        #: The width of a batch where no row could be embedded, before any answer.
+        self._model_width: int | None = spec.max_dimensions if spec else None
 
     def __call__(self, batch: pa.Table | dict[str, Any]) -> pa.Table:
         from . import InputRejectedError
@@ -282,8 +281,8 @@ class MixlayerEmbedder:
         # a rolling deploy without dimensions=, is a ResponseValidationError naming both);
         # a batch with no vector takes the earlier batches' width, else the model's.
         self._widths.check(next((len(row) for row in got if row is not None), None))
-        self._width = self._widths.known or self._width
-        vectors = np.zeros((len(texts), self._width or 1), dtype=np.float32)
+        width = self._widths.known or self._model_width
+        vectors = np.zeros((len(texts), width or 1), dtype=np.float32)
         for i, row in zip(sendable, got, strict=True):
             if row is not None:
                 vectors[i] = row
@@ -368,12 +367,8 @@ def _check_key_reaches_workers(api_key_env: str) -> None:
     """Fail on the driver, at once, when no key can reach the workers: not in this process's
     environment nor in the job's ``runtime_env`` (otherwise every actor fails after Ray's
     retries, ~100 lines of traceback later)."""
-    if environment_value(api_key_env) is not None:
+    if _worker_environment(api_key_env) is not None:
         return
-    if ray.is_initialized():
-        runtime_env = ray.get_runtime_context().runtime_env or {}
-        if api_key_env in (runtime_env.get("env_vars") or {}):
-            return
     raise ConfigurationError(
         f"{api_key_env} is set neither here nor in the job's runtime_env: the embedders read "
         f"the key from their own environment. Set {api_key_env} on the worker nodes (your "
