@@ -82,9 +82,8 @@ class Ingest:
         #: queued behind them stay bounded whatever the share of rows that need a request.
         self.flush_rows = 8 * part_rows
         self._settled_waiting = 0
-        #: Texts handed to the client, and answered: an answer must start where the last
-        #: ended (the placement rule, checked here for the rows as in the core for inputs).
-        self._sent = 0
+        #: Texts answered: an answer must start where the last ended (the placement rule,
+        #: checked here for the rows as in the core for inputs).
         self._answered = 0
         #: The longest the queue of rows not yet committed has been (for tests and tuning).
         self.peak_queue = 0
@@ -108,7 +107,6 @@ class Ingest:
                 self._settled_waiting += 1
             else:
                 self._awaiting.append(entry)
-                self._sent += 1
                 yield row.text
             if not self._awaiting:
                 self._commit_settled(whole_parts_only=True)
@@ -116,6 +114,11 @@ class Ingest:
             elif self._settled_waiting >= self.flush_rows:
                 self._settled_waiting = 0
                 yield FLUSH
+
+    @property
+    def _sent(self) -> int:
+        """Texts handed to the client: those answered, and those awaiting their answer."""
+        return self._answered + len(self._awaiting)
 
     def answer(self, start: int, vectors: Any, refused: dict[int, str], tokens: int) -> None:
         """One batch's answer: texts ``start`` to ``start + len(vectors)`` of those sent, in
