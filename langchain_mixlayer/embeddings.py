@@ -26,8 +26,13 @@ from mixlayer_embeddings import (
     DEFAULT_MAX_TOKENS_PER_REQUEST,
     MODEL_ENV,
 )
-from mixlayer_embeddings._adapter import AdapterCore, AdapterModel, proxy_without_credentials
-from mixlayer_embeddings._config import environment_value
+from mixlayer_embeddings._adapter import (
+    AdapterCore,
+    AdapterModel,
+    has_credentials,
+    serialized_proxy,
+)
+from mixlayer_embeddings._config import PROXY_ENV, environment_value
 
 __all__ = ["MixlayerEmbeddings"]
 
@@ -182,20 +187,14 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
 
     @property
     def lc_secrets(self) -> dict[str, str]:
-        return {"api_key": API_KEY_ENV}
-
-    def to_json(self) -> Any:
-        """LangChain's ``dumps`` form: the key as a secret reference, a proxy without its
-        credentials (pass ``proxy=`` again after ``loads``)."""
-        serialized = super().to_json()
-        kwargs = serialized.get("kwargs")
-        if isinstance(kwargs, dict) and isinstance(kwargs.get("proxy"), str):
-            kwargs["proxy"] = proxy_without_credentials(kwargs["proxy"])
-        return serialized
+        # A proxy with credentials is a secret like the key: ``dumps`` writes a reference to
+        # MIXLAYER_PROXY, which ``loads`` reads from its secrets_map or the environment.
+        proxy = {"proxy": PROXY_ENV} if has_credentials(self.proxy) else {}
+        return {"api_key": API_KEY_ENV, **proxy}
 
     @field_serializer("proxy")
-    def _proxy_without_credentials(self, value: str | None) -> str | None:
-        return proxy_without_credentials(value)
+    def _proxy_as_serialized(self, value: str | None) -> str | None:
+        return serialized_proxy(value)
 
     def __getstate__(self) -> dict[Any, Any]:
         # A pickle must not carry the key or live connections: the key comes back from

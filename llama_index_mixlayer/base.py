@@ -24,7 +24,7 @@ from mixlayer_embeddings import (
     MAX_BATCH_SIZE,
     MODEL_ENV,
 )
-from mixlayer_embeddings._adapter import AdapterCore, AdapterModel, proxy_without_credentials
+from mixlayer_embeddings._adapter import AdapterCore, AdapterModel, serialized_proxy
 from mixlayer_embeddings._config import environment_value
 from mixlayer_embeddings._usage import UsageTracker, tracking
 
@@ -247,8 +247,8 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
                 yield finish
 
     @field_serializer("proxy")
-    def _proxy_without_credentials(self, value: str | None) -> str | None:
-        return proxy_without_credentials(value)
+    def _proxy_as_serialized(self, value: str | None) -> str | None:
+        return serialized_proxy(value)
 
     # -- secrets stay out of pickles --------------------------------------------------------
 

@@ -36,7 +36,8 @@ __all__ = [
     "AdapterCore",
     "AdapterModel",
     "AdapterSettings",
-    "proxy_without_credentials",
+    "has_credentials",
+    "serialized_proxy",
     "suggest_keyword",
     "timeout_as_data",
 ]
@@ -51,16 +52,16 @@ def timeout_as_data(value: Any) -> Any:
     return value
 
 
-def proxy_without_credentials(value: str | None) -> str | None:
-    """A ``proxy`` as serialized forms hold it: the URL without its user and password (a
-    dump, a ``to_dict()`` or a saved chain must not carry a credential; pass ``proxy=`` again
-    after loading)."""
-    if value is None:
-        return None
-    url = httpx.URL(value)
-    if not url.userinfo:
-        return value
-    return str(url.copy_with(username=None, password=None))
+def has_credentials(proxy: str | None) -> bool:
+    """Whether a ``proxy`` URL holds a user name or password (then it is a secret)."""
+    return proxy is not None and bool(httpx.URL(proxy).userinfo)
+
+
+def serialized_proxy(value: str | None) -> str | None:
+    """A ``proxy`` as serialized forms hold it: as it is, or left out (None) when it holds
+    credentials, which are a secret like the key. A loaded adapter whose ``proxy`` is None
+    reads ``MIXLAYER_PROXY``, as it reads ``MIXLAYER_API_KEY`` for its key."""
+    return None if has_credentials(value) else value
 
 
 # -- keyword suggestions ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from ._client import AsyncMixlayerClient, MixlayerClient
-from ._config import ClientConfig, Secret, to_timeout
+from ._config import PROXY_ENV, ClientConfig, Secret, environment_value, to_timeout
 from ._exceptions import InvalidParameterError
 from ._options import CALL_OPTION_NAMES, EmbedOptions
 from ._validation import check_client_config, check_default_headers
@@ -78,7 +78,11 @@ class AdapterSettings:
         name -> the adapter's field name)."""
 
         def get(name: str) -> Any:
-            return _plain(getattr(model, renames.get(name, name)))
+            value = _plain(getattr(model, renames.get(name, name)))
+            if name == "proxy" and value is None:
+                # As the key: a proxy left out of a serialized form comes from the environment.
+                return environment_value(PROXY_ENV)
+            return value
 
         return cls(
             client=ClientSettings(

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from ._batching import Batch, Plan, plan_token_batches
-from ._body import ATTEMPT_DEADLINE_READS, Deadline
+from ._body import ATTEMPT_DEADLINE_READS
 from ._capacity import CapacityController
 from ._clock import SYSTEM_CLOCK, Clock
 from ._concurrency import AdaptiveLimit
@@ -28,17 +28,9 @@ from ._config import (
     to_timeout,
 )
 from ._dedupe import Copies
+from ._endpoint import Endpoint
 from ._exceptions import InvalidParameterError
-from ._flow import (
-    DEADLINE_PASSED,
-    RESIZE,
-    DeadlinePassed,
-    Flow,
-    FlowContext,
-    Resize,
-    Send,
-    batch_flow,
-)
+from ._flow import Flow, FlowContext, batch_flow
 from ._fork import register_for_fork
 from ._options import EmbedOptions
 from ._pacing import Pacer, RatePacer
@@ -47,7 +39,6 @@ from ._tokens import TokenEstimator
 from ._usage import UsageTracker, active_trackers
 from ._validation import (
     EmbeddingInput,
-    Item,
     check_client_config,
     check_default_headers,
     normalize_input,
@@ -64,10 +55,6 @@ _USER_AGENT = (
     f"mixlayer-embeddings/{__version__} httpx/{httpx.__version__} "
     f"python/{platform.python_version()}"
 )
-
-
-def _least(limit: float | None, left: float) -> float:
-    return left if limit is None else min(limit, left)
 
 
 class _BaseClient(Generic[HttpClientT]):
@@ -96,14 +83,13 @@ class _BaseClient(Generic[HttpClientT]):
             if config.pacer is not None
             else RatePacer(config.rate, clock=self._clock.now)
         )
-        #: Requests sent, retries and 429s over the client's life.
         #: What this client sent and the service counted (requests, retries, 429s, timeouts,
         #: tokens).
         self.counters = UsageTracker()
         #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
         self._timeout = to_timeout(config.timeout)
         self._embeddings_url = self._settings.base_url.join("embeddings")
-        # The key stays inside its Secret until a request is built (see _build_request).
+        # The key stays inside its Secret until a request is built (``Endpoint.request``).
         self._headers = {
             "User-Agent": _USER_AGENT,
             "Accept": "application/json",
@@ -125,8 +111,20 @@ class _BaseClient(Generic[HttpClientT]):
             read_timeout=read_timeout,
         )
         register_for_fork(self)
+
+    def _start_flows(self, http: httpx.Client | httpx.AsyncClient) -> None:
+        """What every batch flow reads, once the http client is known (its headers and timeout
+        are merged into the ``Endpoint`` the flows build their requests from)."""
+        endpoint = Endpoint.of(
+            http,
+            url=self._embeddings_url,
+            headers=self._headers,
+            api_key=self._settings.api_key,
+            timeout=self._timeout,
+            attempt_seconds=self._attempt_seconds,
+        )
         self._flow_context = FlowContext(
-            build_request=self._build_request,
+            endpoint=endpoint,
             max_retries=self.max_retries,
             counters=self.counters,
             limit=self._limit,
@@ -231,45 +229,6 @@ class _BaseClient(Generic[HttpClientT]):
             **limits,
         )
 
-    def _build_request(self, plan: Plan, batch: list[Item]) -> httpx.Request:
-        body = dict(plan.body)
-        body["input"] = batch[0] if plan.single else batch
-        timeout: httpx.Timeout | Any = (
-            httpx.USE_CLIENT_DEFAULT if self._timeout is None else self._timeout
-        )
-        if plan.deadline_at is not None:
-            # No phase of this attempt may outlast the call.
-            left = max(0.001, plan.deadline_at - self._clock.now())
-            base = self._timeout or self._http.timeout
-            timeout = httpx.Timeout(
-                connect=_least(base.connect, left),
-                read=_least(base.read, left),
-                write=_least(base.write, left),
-                pool=_least(base.pool, left),
-            )
-        request = self._http.build_request(
-            "POST", self._embeddings_url, json=body, headers=self._headers, timeout=timeout
-        )
-        # Set last and held by no local: a traceback formatted with its locals (rich, sentry)
-        # then shows only httpx's Headers, whose repr hides this value.
-        request.headers["Authorization"] = f"Bearer {self._settings.api_key.get_secret_value()}"
-        return request
-
-    def _deadline(self, step: Send) -> Deadline:
-        """When this attempt must have its whole answer: its own bound, or the call's."""
-        assert step.sent_at is not None
-        attempt = Deadline(
-            step.sent_at + self._attempt_seconds,
-            self._attempt_seconds,
-            self._clock.now,
-            "the attempt's deadline",
-        )
-        if step.deadline_at is not None and step.deadline_at < attempt.at:
-            return Deadline(
-                step.deadline_at, step.deadline or 0.0, self._clock.now, "the call's deadline"
-            )
-        return attempt
-
     def _after_fork(self) -> None:
         """In a forked child, before anything is sent: locks no parent's thread holds."""
         # (The counters renew their own lock: every UsageTracker is registered for forks.)
@@ -281,15 +240,6 @@ class _BaseClient(Generic[HttpClientT]):
     def _stream_sizing(self) -> tuple[int, Callable[[Any], int]]:
         """A stream's batches: at most the request budget of estimated tokens."""
         return self._capacity.request_budget(), self._estimator.estimate
-
-    def _unsent(self, step: Send) -> Resize | DeadlinePassed | None:
-        """Why a request whose turn came is not sent after all, if it is not: the call's
-        deadline passed while it waited, or the server's window shrank (split it instead)."""
-        if step.deadline_at is not None and self._clock.now() >= step.deadline_at:
-            return DEADLINE_PASSED
-        if step.splittable and not self._capacity.fits(step.tokens, step.size):
-            return RESIZE
-        return None
 
     def _flow(self, plan: Plan, batch: Batch) -> Flow:
         return batch_flow(self._flow_context, plan, batch)

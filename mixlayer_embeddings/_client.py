@@ -91,6 +91,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             weakref.finalize(self, self._http.close)
         # Per client, so calls from several threads share max_concurrency.
         self._gate = ThreadGate(self._limit, self._pacer, self._clock, self._capacity)
+        self._start_flows(self._http)
 
     def _after_fork(self) -> None:
         super()._after_fork()
@@ -236,10 +237,10 @@ class MixlayerClient(_BaseClient[httpx.Client]):
                 try:
                     _check_not_abandoned(stop)  # it may have been, while the gate held it
                     try:
-                        outcome = self._unsent(step) or read_answer(
+                        outcome = step.withdrawn() or read_answer(
                             self._http.send(step.request, stream=True),
                             step.answer_limit,
-                            self._deadline(step),
+                            step.answer_deadline(),
                         )
                     except (httpx.RequestError, ResponseValidationError) as exc:
                         outcome = exc  # every way an attempt ends goes into the flow
@@ -287,6 +288,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         if http_client is None:
             # Dropped without aclose(): its pool is closed on its own loop.
             weakref.finalize(self, self._binding.release)
+        self._start_flows(self._binding.http)
 
     @property
     def _http(self) -> httpx.AsyncClient:  # type: ignore[override]
@@ -413,11 +415,11 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
                 step.sent_at = self._clock.now()
                 try:
                     try:
-                        outcome = self._unsent(step)
+                        outcome = step.withdrawn()
                         if outcome is None:
                             response = await self._http.send(step.request, stream=True)
                             outcome = await aread_answer(
-                                response, step.answer_limit, self._deadline(step)
+                                response, step.answer_limit, step.answer_deadline()
                             )
                     except (httpx.RequestError, ResponseValidationError) as exc:
                         outcome = exc  # every way an attempt ends goes into the flow

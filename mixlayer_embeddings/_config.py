@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_BATCH_SIZE",
     "MODEL_ENV",
+    "PROXY_ENV",
     "QWEN3_EMBEDDING_8B",
     "ClientConfig",
     "ClientKwargs",
@@ -46,6 +47,9 @@ __all__ = [
 API_KEY_ENV = "MIXLAYER_API_KEY"
 BASE_URL_ENV = "MIXLAYER_BASE_URL"
 MODEL_ENV = "MIXLAYER_EMBEDDING_MODEL"
+#: An adapter's proxy when it has none: how a proxy with credentials comes back after loading a
+#: serialized adapter (which leaves it out, as it leaves out the key).
+PROXY_ENV = "MIXLAYER_PROXY"
 DEFAULT_BASE_URL = "https://models.mixlayer.ai/v1"
 
 #: The reference's limit on items in one request.

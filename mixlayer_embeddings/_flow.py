@@ -1,27 +1,31 @@
 """The sans-I/O flow of one batch: send, retry, and bisect a refused batch.
 
-A flow is a generator with no I/O in it. It yields a ``Send`` (the request to send, with what
-the runner needs to gate and read it) or a ``Sleep`` before the next attempt, and receives
-how the attempt ended (``Outcome``): an ``Answer``, an error ``httpx.Response``, the
-``httpx.RequestError`` that replaced it, or the error reading the body raised. It returns the
-parsed batch or raises the error the call ends with. ``MixlayerClient`` drives flows with threads,
+A flow is a generator with no I/O in it. It builds each request itself, from plain data
+(``Endpoint``), and yields a ``Send`` (that request, with what the runner needs to gate and
+read it) or a ``Sleep`` before the next attempt. It receives how the attempt ended
+(``Outcome``): an ``Answer``, an error ``httpx.Response``, the ``httpx.RequestError`` that
+replaced it, the error reading the body raised, or why it was not sent. Whether a request
+whose turn came is still sent (``Send.withdrawn``) and when its answer must be in
+(``Send.answer_deadline``) are the flow's decisions too. It returns the parsed batch or raises
+the error the call ends with. ``MixlayerClient`` drives flows with threads,
 ``AsyncMixlayerClient`` with tasks, so retries, parsing and checking cannot drift between them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, replace
+from collections.abc import Generator
+from dataclasses import dataclass, field, replace
 
 import httpx
 
 from ._batching import Batch, Plan
-from ._body import Answer, body_limit
+from ._body import Answer, Deadline, body_limit
 from ._capacity import BIG_BODY_SIZE, CapacityController
 from ._clock import Clock
 from ._concurrency import AdaptiveLimit
 from ._dedupe import Copies
+from ._endpoint import Endpoint
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -71,7 +75,9 @@ class Sleep:
 @dataclass
 class Send:
     """A step of a batch flow: send this request, holding ``tokens`` of the window. The
-    runner notes ``sent_at`` (on the client's clock) when the gates let it go."""
+    runner notes ``sent_at`` (on the client's clock) when the gates let it go, then asks
+    ``withdrawn()`` whether to send it after all and reads its answer by ``answer_deadline()``.
+    """
 
     request: httpx.Request
     tokens: int
@@ -84,6 +90,28 @@ class Send:
     deadline: float | None = None
     deadline_at: float | None = None
     sent_at: float | None = None
+    #: The flow's context, for the two decisions the runner asks of the step.
+    context: FlowContext | None = field(default=None, repr=False)
+
+    def withdrawn(self) -> Resize | DeadlinePassed | None:
+        """Why a request whose turn came is not sent after all, if it is not: the call's
+        deadline passed while it waited, or the server's window shrank (the flow splits it)."""
+        if self.context is None:
+            return None
+        if self.deadline_at is not None and self.context.clock.now() >= self.deadline_at:
+            return DEADLINE_PASSED
+        if self.splittable and not self.context.capacity.fits(self.tokens, self.size):
+            return RESIZE
+        return None
+
+    def answer_deadline(self) -> Deadline | None:
+        """When the whole answer must be in: the attempt's own bound, or the call's."""
+        if self.context is None or self.sent_at is None:
+            return None
+        clock = self.context.clock
+        return self.context.endpoint.answer_deadline(
+            self.sent_at, self.deadline, self.deadline_at, clock.now
+        )
 
 
 class Resize:
@@ -131,11 +159,11 @@ class Budget:
 
 @dataclass(frozen=True)
 class FlowContext:
-    """What a flow reads of its client: how to build a request, the retry budget, and the
-    shared state it reports to (counters, the concurrency limit, the pacer, the capacity
-    controller, the token estimator), on one clock."""
+    """What a flow reads of its client: where and how to send (``Endpoint``, plain data), the
+    retry budget, and the shared state it reports to (counters, the concurrency limit, the
+    pacer, the capacity controller, the token estimator), on one clock."""
 
-    build_request: Callable[[Plan, list[Item]], httpx.Request]
+    endpoint: Endpoint
     max_retries: int
     counters: UsageTracker
     limit: AdaptiveLimit
@@ -304,6 +332,13 @@ def _count(
         )
 
 
+def _request(ctx: FlowContext, plan: Plan, items: list[Item]) -> httpx.Request:
+    body = dict(plan.body)
+    body["input"] = items[0] if plan.single else items
+    left = None if plan.deadline_at is None else plan.deadline_at - ctx.clock.now()
+    return ctx.endpoint.request(body, seconds_left=left)
+
+
 def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
     """Send one request until it succeeds or the retry policy gives up.
 
@@ -321,15 +356,16 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
         budget.attempts += 1
         sent_here += 1
         attempts = budget.attempts
-        request = ctx.build_request(plan, batch)
+        request = _request(ctx, plan, batch)
         step = Send(
             request,
             tokens,
-            sent.size,
-            len(batch) > 1,
-            body_limit(len(batch), plan.dimensions),
-            plan.deadline,
-            plan.deadline_at,
+            size=sent.size,
+            splittable=len(batch) > 1,
+            answer_limit=body_limit(len(batch), plan.dimensions),
+            deadline=plan.deadline,
+            deadline_at=plan.deadline_at,
+            context=ctx,
         )
         outcome = yield step
         if isinstance(outcome, Resize | DeadlinePassed):

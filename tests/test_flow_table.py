@@ -16,7 +16,16 @@ from mixlayer_embeddings._batching import Batch, Plan
 from mixlayer_embeddings._body import Answer
 from mixlayer_embeddings._capacity import CapacityController
 from mixlayer_embeddings._concurrency import AdaptiveLimit
-from mixlayer_embeddings._flow import DEADLINE_PASSED, FlowContext, Send, Sleep, batch_flow
+from mixlayer_embeddings._config import Secret
+from mixlayer_embeddings._endpoint import Endpoint
+from mixlayer_embeddings._flow import (
+    DEADLINE_PASSED,
+    RESIZE,
+    FlowContext,
+    Send,
+    Sleep,
+    batch_flow,
+)
 from mixlayer_embeddings._pacing import RatePacer
 from mixlayer_embeddings._response import ParsedBatch
 from mixlayer_embeddings._tokens import TokenEstimator
@@ -25,13 +34,18 @@ from mixlayer_embeddings._usage import UsageTracker
 URL = "http://service.test/v1/embeddings"
 
 
-def build_request(plan: Plan, items: list[Any]) -> httpx.Request:
-    return httpx.Request("POST", URL, json={**plan.body, "input": items})
+ENDPOINT = Endpoint(
+    httpx.URL(URL),
+    httpx.Headers(),
+    Secret("sk-table"),
+    httpx.Timeout(60.0),
+    attempt_seconds=240.0,
+)
 
 
 def context(clock: FakeClock, max_retries: int = 2) -> FlowContext:
     return FlowContext(
-        build_request=build_request,
+        endpoint=ENDPOINT,
         max_retries=max_retries,
         counters=UsageTracker(),
         limit=AdaptiveLimit(8),
@@ -181,3 +195,66 @@ def test_a_turn_that_came_after_the_deadline_is_not_sent_and_ends_the_call() -> 
     assert taken == ["send 2"]  # offered to the runner, which did not send it
     assert isinstance(result, APITimeoutError)
     assert "0 attempts" in str(result)
+
+
+def first_send(items: list[str], *, deadline: float | None = None) -> tuple[Send, Any]:
+    clock = FakeClock()
+    plan = Plan(
+        body={"model": MODEL},
+        batches=[],
+        single=False,
+        dimensions=None,
+        model=MODEL,
+        total=len(items),
+        deadline=deadline,
+        deadline_at=None if deadline is None else clock.now() + deadline,
+        dedupe=False,
+    )
+    ctx = context(clock)
+    flow = batch_flow(ctx, plan, Batch(0, items, len(items) * 10))
+    step = next(flow)
+    assert isinstance(step, Send)
+    return step, (flow, clock, ctx)
+
+
+def test_the_flow_builds_its_request_from_the_endpoint_and_blanks_the_key_when_it_ends() -> None:
+    step, (flow, _, _) = first_send(TWO, deadline=5.0)
+    request = step.request
+    assert str(request.url) == URL
+    assert request.headers["authorization"] == "Bearer sk-table"
+    assert json.loads(request.content) == {"model": MODEL, "input": TWO}
+    assert request.extensions["timeout"]["read"] == pytest.approx(5.0)  # cut to the deadline
+    flow.send(timeout(request))  # whatever the attempt ended with, the key is gone after it
+    assert request.headers["authorization"] == "Bearer [REDACTED]"
+
+
+@pytest.mark.parametrize(
+    ("advance", "window_shrinks", "withdrawn"),
+    [
+        (0.0, False, None),
+        (2.0, False, DEADLINE_PASSED),  # the turn came after the call's deadline
+        (0.0, True, RESIZE),  # the window shrank while it waited: split, not sent
+    ],
+)
+def test_whether_a_request_whose_turn_came_is_sent_is_the_flows_decision(
+    advance: float, window_shrinks: bool, withdrawn: Any
+) -> None:
+    step, (_, clock, ctx) = first_send(FOUR * 50, deadline=1.0)
+    clock.advance(advance)
+    if window_shrinks:
+        ctx.capacity.on_too_large(step.size // 2, lasting=True)
+    assert step.withdrawn() is withdrawn
+
+
+@pytest.mark.parametrize(
+    ("deadline", "bound", "what"),
+    [(None, 240.0, "the attempt's deadline"), (3.0, 3.0, "the call's deadline")],
+)
+def test_an_answer_is_read_by_the_attempts_bound_or_the_calls_deadline_whichever_is_first(
+    deadline: float | None, bound: float, what: str
+) -> None:
+    step, (_, clock, _) = first_send(TWO, deadline=deadline)
+    step.sent_at = clock.now()
+    answer_by = step.answer_deadline()
+    assert answer_by is not None
+    assert (answer_by.at - clock.now(), answer_by.what) == (pytest.approx(bound), what)
