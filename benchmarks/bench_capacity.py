@@ -47,7 +47,8 @@ RUN_LIMIT_S = 45.0
 CLIENTS: dict[str, str] = {
     "ours": "MixlayerEmbeddings defaults: batch_size 2048, max_concurrency 8, "
     "max_tokens_per_request 32768 (adapting), max_retries 3, read timeout 60 s",
-    "ours-before": "the same class at main before issue 18: 2048 texts a request, 8 at once",
+    "ours-before": "the same class at the checkout given as --before (its commit is saved "
+    "with the results), at its defaults",
     "langchain-openai": "OpenAIEmbeddings defaults: chunk_size 1000, one request at a time, "
     "max_retries 2, timeout 600 s (openai SDK)",
     "langchain-openai-tuned": "OpenAIEmbeddings chunk_size=2048 (no concurrency setting)",
@@ -55,6 +56,19 @@ CLIENTS: dict[str, str] = {
     "max_retries 10, timeout 60 s",
     "llamaindex-openai-tuned": "OpenAIEmbedding embed_batch_size=2048, num_workers=8 (async)",
 }
+
+
+def _commit_of(checkout: Path | None) -> str | None:
+    if checkout is None:
+        return None
+    done = subprocess.run(
+        # The contributor's own git, from PATH.
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or None
 
 
 def texts_for(count: int, tokens: int) -> list[str]:
@@ -200,7 +214,7 @@ def main() -> int:
     parser.add_argument("--name", default="capacity", help="results/<name>.json")
     parser.add_argument("--timeouts", default="default,scaled")
     parser.add_argument("--clients", default=",".join(CLIENTS))
-    parser.add_argument("--before", type=Path, help="a checkout of main before issue 18")
+    parser.add_argument("--before", type=Path, help="a checkout of an earlier commit")
     parser.add_argument("--child")
     parser.add_argument("--count", type=int)
     parser.add_argument("--tokens", type=int)
@@ -240,6 +254,7 @@ def main() -> int:
                         "clients": {c: CLIENTS[c] for c in clients},
                         "scaled_read_timeout_s": SCALED_READ_TIMEOUT,
                         "repeat": args.repeat,
+                        "before": _commit_of(args.before),
                         "results": results,
                     },
                 )

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -29,6 +28,7 @@ from pydantic_core import InitErrorDetails
 from ._adapter_core import AdapterCore
 from ._adapter_settings import ADAPTER_NAMES, AdapterSettings
 from ._config import to_timeout
+from ._keywords import closest_keyword
 from ._usage import UsageTracker, track_usage
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "AdapterSettings",
     "has_credentials",
     "serialized_proxy",
-    "suggest_keyword",
     "timeout_as_data",
 ]
 
@@ -62,18 +61,6 @@ def serialized_proxy(value: str | None) -> str | None:
     credentials, which are a secret like the key. A loaded adapter whose ``proxy`` is None
     reads ``MIXLAYER_PROXY``, as it reads ``MIXLAYER_API_KEY`` for its key."""
     return None if has_credentials(value) else value
-
-
-# -- keyword suggestions ------------------------------------------------------------------------
-
-
-def suggest_keyword(unknown: str, known: Sequence[str], synonyms: Mapping[str, str]) -> str | None:
-    """The field a user most likely meant by ``unknown``: a known synonym (another framework's
-    name for it), else the closest spelling."""
-    if unknown in synonyms:
-        return synonyms[unknown]
-    close = difflib.get_close_matches(unknown, list(known), n=1, cutoff=0.75)
-    return close[0] if close else None
 
 
 def _hide_keys(value: Any) -> Any:
@@ -168,7 +155,7 @@ class AdapterModel:
         if unknown:
             hints = []
             for name in unknown:
-                meant = suggest_keyword(name, sorted(fields), cls._SYNONYMS)
+                meant = closest_keyword(name, sorted(fields), cls._SYNONYMS)
                 hints.append(f"{name!r} (did you mean {meant!r}?)" if meant else repr(name))
             noun = "argument" if len(unknown) == 1 else "arguments"
             raise ValueError(

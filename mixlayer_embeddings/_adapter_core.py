@@ -79,7 +79,7 @@ class AdapterCore:
         with self._lock:
             if self._async is None or self._async[0] != settings:
                 if self._async is not None:
-                    self._async[1].release()
+                    self._async[1]._release()
                 self._async = (settings, settings.async_client())
             return self._async[1]
 
@@ -140,13 +140,13 @@ class AdapterCore:
         """Close the pools this adapter opened (an injected http client is left to its owner)."""
         _, client = self._take()
         if client is not None:
-            client.release()
+            client._release()
 
     async def aclose(self) -> None:
         _, client = self._take()
         if client is None:
             return
-        if client.bound_to_running_loop():
+        if client._bound_to_running_loop():
             await client.aclose()
         else:
-            client.release()
+            client._release()

@@ -120,7 +120,7 @@ class AdapterSettings:
         to_timeout(c.timeout)
         check_default_headers(c.default_headers)
         for param in ("query_input_type", "document_input_type"):
-            self.options_for(getattr(self, param)).validate(
+            self.options_for(getattr(self, param))._validate(
                 resolved.spec,
                 {"input_type": self._name(param), "extra_body": self._name("extra_body")},
             )

@@ -32,7 +32,7 @@ from ._endpoint import Endpoint
 from ._exceptions import InvalidParameterError
 from ._flow import Flow, FlowContext, batch_flow
 from ._fork import register_for_fork
-from ._options import EmbedOptions
+from ._options import EmbedOptions, OptionKwargs
 from ._pacing import Pacer, RatePacer
 from ._placement import VectorWidth
 from ._tokens import TokenEstimator
@@ -166,6 +166,11 @@ class _BaseClient(Generic[HttpClientT]):
 
     # -- pure steps -----------------------------------------------------------------------
 
+    def _options(self, given: OptionKwargs, method: str, **fixed: Any) -> EmbedOptions:
+        """A method's per-call options; a misspelled one is named, with the one meant."""
+        owner = f"{type(self).__name__}.{method}()"
+        return EmbedOptions.from_kwargs(given, owner=owner, **fixed)
+
     def _plan(
         self,
         input: EmbeddingInput,
@@ -199,8 +204,8 @@ class _BaseClient(Generic[HttpClientT]):
                 f"model must be a non-empty string, got {chosen_model!r}", param="model"
             )
         spec = self._settings.spec if model is None else lookup_model(chosen_model)
-        options.validate(spec)
-        body = options.body(chosen_model)
+        options._validate(spec)
+        body = options._body(chosen_model)
         if lazy:
             # A stream's batches may hold copies: each request sends its distinct items once.
             limits["dedupe"] = self._config.dedupe

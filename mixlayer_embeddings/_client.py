@@ -117,7 +117,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         name (it may not set ``model``, ``input`` or a named option). ``deadline``: seconds
         the whole call may take, retries and pacing included (``APITimeoutError`` after).
         """
-        options = EmbedOptions(encoding_format=encoding_format, **options_kw)
+        options = self._options(options_kw, "embed", encoding_format=encoding_format)
         return self.embed_with_options(
             input, options, model=model, on_progress=on_progress, deadline=deadline
         )
@@ -149,7 +149,8 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         """Embed into one C-contiguous float32 numpy array of shape (N, D) (the ``numpy``
         extra). Vectors go from the base64 bytes straight into the array: no Python float is
         made, so memory stays near the array's own size."""
-        plan = self._plan(input, EmbedOptions(**options_kw), model, raw=True, deadline=deadline)
+        options = self._options(options_kw, "embed_array")
+        plan = self._plan(input, options, model, raw=True, deadline=deadline)
         collector = self._run(plan, on_progress)
         assert isinstance(collector, ArrayCollector)
         return spread_array(collector.array(), plan.fan)
@@ -198,7 +199,12 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         invalid do not stop the stream; their batch is yielded with ``rejected`` naming them.
         """
         plan = self._plan(
-            [], EmbedOptions(**options_kw), model, raw=as_array, lazy=True, deadline=deadline
+            [],
+            self._options(options_kw, "iter_embed"),
+            model,
+            raw=as_array,
+            lazy=True,
+            deadline=deadline,
         )
         stop = threading.Event()
         outcomes = thread_outcomes(
@@ -298,9 +304,9 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         super()._after_fork()
         self._binding.after_fork()
 
-    def bound_to_running_loop(self) -> bool:
+    def _bound_to_running_loop(self) -> bool:
         """True when the client is unused or last used on the running loop (``aclose()`` then
-        closes its pool at once; from another loop use ``release()``)."""
+        closes its pool at once; from another loop use ``_release()``)."""
         return self._binding.on_running_loop()
 
     async def embed(
@@ -314,7 +320,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingResponse:
         """``MixlayerClient.embed``, awaited."""
-        options = EmbedOptions(encoding_format=encoding_format, **options_kw)
+        options = self._options(options_kw, "embed", encoding_format=encoding_format)
         return await self.embed_with_options(
             input, options, model=model, on_progress=on_progress, deadline=deadline
         )
@@ -344,7 +350,8 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         **options_kw: Unpack[OptionKwargs],
     ) -> EmbeddingArray:
         """``MixlayerClient.embed_array``, awaited."""
-        plan = self._plan(input, EmbedOptions(**options_kw), model, raw=True, deadline=deadline)
+        options = self._options(options_kw, "embed_array")
+        plan = self._plan(input, options, model, raw=True, deadline=deadline)
         collector = await self._run(plan, on_progress)
         assert isinstance(collector, ArrayCollector)
         return spread_array(collector.array(), plan.fan)
@@ -377,7 +384,12 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
         """``MixlayerClient.iter_embed`` as an async iterator; ``texts`` may also be an async
         iterable."""
         plan = self._plan(
-            [], EmbedOptions(**options_kw), model, raw=as_array, lazy=True, deadline=deadline
+            [],
+            self._options(options_kw, "iter_embed"),
+            model,
+            raw=as_array,
+            lazy=True,
+            deadline=deadline,
         )
         outcomes = await self._pipeline(
             plan, astream_batches(texts, self.batch_size, *self._stream_sizing()), ordered=True
@@ -434,7 +446,7 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
     async def aclose(self) -> None:
         await self._binding.aclose()
 
-    def release(self) -> None:
+    def _release(self) -> None:
         """Give an owned pool up from synchronous code: it is closed on its own loop, by the
         next call on that loop or by the loop's shutdown (use ``aclose()`` to close it now)."""
         self._binding.release()

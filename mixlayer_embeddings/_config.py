@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
 
@@ -15,6 +14,7 @@ import httpx
 from ._capacity import DEFAULT_MAX_TOKENS_PER_REQUEST
 from ._clock import Clock
 from ._exceptions import ConfigurationError, InsecureTransportError, InvalidParameterError
+from ._keywords import unexpected_keyword
 from ._pacing import Pacer
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "proxy_for",
     "resolve_settings",
     "to_timeout",
-    "unexpected_keyword",
 ]
 
 API_KEY_ENV = "MIXLAYER_API_KEY"
@@ -201,13 +200,6 @@ def _pick(explicit: str | None, env: Mapping[str, str], name: str) -> str | None
         return explicit
     value = env.get(name, "").strip()
     return value or None
-
-
-def unexpected_keyword(owner: str, name: str, known: Sequence[str], listing: str) -> TypeError:
-    """The error for a keyword ``owner`` does not take, naming the one most likely meant."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return TypeError(f"{owner} got an unexpected keyword argument {name!r}{hint}; {listing}")
 
 
 def proxy_for(

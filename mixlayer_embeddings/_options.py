@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 
 from ._config import ModelSpec
 from ._exceptions import InvalidParameterError
+from ._keywords import unexpected_keyword
 from ._validation import validate_options
 
 #: EmbedOptions fields sent as request fields of the same name, when set.
@@ -93,7 +94,18 @@ class EmbedOptions:
     #: Further request fields (an option the service has and this package does not name yet).
     extra_body: Mapping[str, Any] = field(default_factory=dict)
 
-    def validate(
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any], *, owner: str, **fixed: Any) -> EmbedOptions:
+        """The options a method was given as keywords (``fixed``: its own, such as
+        ``encoding_format``); an unknown keyword is refused as a constructor's is, naming the
+        option most likely meant (a keyword is never swallowed)."""
+        known = list(OptionKwargs.__annotations__)
+        for name in kwargs:
+            if name not in known:
+                raise unexpected_keyword(owner, name, known, f"its options are: {', '.join(known)}")
+        return cls(**fixed, **kwargs)
+
+    def _validate(
         self, spec: ModelSpec | None, names: Mapping[str, str] | None = None
     ) -> EmbedOptions:
         """Refuse what the service would refuse, with the model's own limits when known.
@@ -114,7 +126,7 @@ class EmbedOptions:
         check_extra_body(self.extra_body, param=names.get("extra_body", "extra_body"))
         return self
 
-    def body(self, model: str) -> dict[str, Any]:
+    def _body(self, model: str) -> dict[str, Any]:
         """The request body every batch of the call shares (``input`` is added per batch)."""
         body: dict[str, Any] = {**self.extra_body, "model": model}
         body["encoding_format"] = self.encoding_format or "base64"

@@ -32,10 +32,10 @@ from ._config import (
     ClientKwargs,
     environment_value,
     lookup_model,
-    unexpected_keyword,
 )
 from ._exceptions import ConfigurationError
 from ._extras import require
+from ._keywords import unexpected_keyword
 from ._models import Usage
 from ._options import EmbedOptions, OptionKwargs
 from ._pacing import RatePacer
@@ -235,7 +235,7 @@ class MixlayerEmbedder:
         self._client = MixlayerClient(api_key=key, **client_settings)
         # Checked now, in the actor, rather than at the first batch.
         spec = lookup_model(self._client.model)
-        EmbedOptions(**self.options).validate(spec)
+        EmbedOptions(**self.options)._validate(spec)
         self._made_by = json.dumps(
             provenance(self._client.model, self.options, text_column), sort_keys=True
         )
@@ -349,7 +349,7 @@ def _check_on_driver(
     )
     model = client.get("model") or _worker_environment(MODEL_ENV)
     call = EmbedOptions(**{"input_type": "document", **options})
-    call.validate(lookup_model(model) if isinstance(model, str) else None)
+    call._validate(lookup_model(model) if isinstance(model, str) else None)
     check_client_config(ClientConfig(**client))
     schema = ds.schema(fetch_if_missing=False)
     if schema is not None:

@@ -695,4 +695,4 @@ def test_one_pool_per_client_whatever_the_number_of_event_loops() -> None:
     assert len(service.requests) == 200
     assert pools_after - pools_before <= 1
     assert http_after - http_before <= 1
-    client.release()
+    client._release()
