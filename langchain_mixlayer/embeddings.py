@@ -27,7 +27,7 @@ from mixlayer_embeddings import (
     MODEL_ENV,
 )
 from mixlayer_embeddings._adapter import (
-    AdapterCore,
+    AdapterClients,
     AdapterModel,
     has_credentials,
     serialized_proxy,
@@ -149,7 +149,7 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
     }
     _SHARED_FIELDS: ClassVar[tuple[str, ...]] = ("http_client", "http_async_client")
 
-    _core: AdapterCore = PrivateAttr(default_factory=AdapterCore)
+    _core: AdapterClients = PrivateAttr(default_factory=AdapterClients)
 
     @field_validator("api_key", mode="after")
     @classmethod
@@ -206,7 +206,7 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        object.__setattr__(self, "__pydantic_private__", {"_core": AdapterCore()})
+        object.__setattr__(self, "__pydantic_private__", {"_core": AdapterClients()})
         if self.api_key is None:
             self.__dict__["api_key"] = _env_secret()
         self._check_settings()

@@ -24,7 +24,7 @@ from mixlayer_embeddings import (
     MAX_BATCH_SIZE,
     MODEL_ENV,
 )
-from mixlayer_embeddings._adapter import AdapterCore, AdapterModel, serialized_proxy
+from mixlayer_embeddings._adapter import AdapterClients, AdapterModel, serialized_proxy
 from mixlayer_embeddings._config import environment_value
 from mixlayer_embeddings._usage import UsageTracker, tracking
 
@@ -156,7 +156,7 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
         "rate_limiter",
     )
 
-    _core: AdapterCore = PrivateAttr(default_factory=AdapterCore)
+    _core: AdapterClients = PrivateAttr(default_factory=AdapterClients)
 
     @classmethod
     def class_name(cls) -> str:
@@ -263,7 +263,7 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         BaseModel.__setstate__(self, state)
-        object.__setattr__(self, "__pydantic_private__", {"_core": AdapterCore()})
+        object.__setattr__(self, "__pydantic_private__", {"_core": AdapterClients()})
         if self.api_key is None:
             self.__dict__["api_key"] = _env(API_KEY_ENV)()
         self._check_settings()

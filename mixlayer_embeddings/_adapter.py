@@ -2,7 +2,7 @@
 
 An adapter is a pydantic model whose fields are the truth: each call turns the fields into one
 ``AdapterSettings`` (the adapter's only job is that mapping, in ``_settings``), and
-``AdapterCore`` hands back clients built for exactly those settings, rebuilding them when a
+``AdapterClients`` hands back clients built for exactly those settings, rebuilding them when a
 field that shapes a client changed since the last call. Per-call options (``dimensions``,
 ``input_type``, ...) are read at every call. So ``emb.dimensions = 256`` applies to the next
 call, a copy with other values behaves by its own values, and nothing is stale.
@@ -25,7 +25,7 @@ import httpx
 from pydantic import ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
-from ._adapter_core import AdapterCore
+from ._adapter_core import AdapterClients
 from ._adapter_settings import ADAPTER_NAMES, AdapterSettings
 from ._config import to_timeout
 from ._keywords import closest_keyword
@@ -33,7 +33,7 @@ from ._usage import UsageTracker, track_usage
 
 __all__ = [
     "ADAPTER_NAMES",
-    "AdapterCore",
+    "AdapterClients",
     "AdapterModel",
     "AdapterSettings",
     "has_credentials",
@@ -114,7 +114,7 @@ class AdapterModel:
 
     Subclasses define ``_RENAMES`` (the core's names they spell differently), ``_SYNONYMS``
     (other frameworks' names for their fields), a ``timeout`` field, and hold an
-    ``AdapterCore`` in ``_core``. pydantic collects the validators below from this mixin for
+    ``AdapterClients`` in ``_core``. pydantic collects the validators below from this mixin for
     both adapters.
     """
 
@@ -124,7 +124,7 @@ class AdapterModel:
     _SYNONYMS: ClassVar[Mapping[str, str]] = {}
     #: Fields holding live objects a copy shares with its original instead of copying.
     _SHARED_FIELDS: ClassVar[tuple[str, ...]] = ()
-    _core: AdapterCore
+    _core: AdapterClients
 
     def _settings(self) -> AdapterSettings:
         """Every field, in the core's spelling: read at every call."""
@@ -195,7 +195,7 @@ class AdapterModel:
 
     def __copy__(self) -> Any:
         clone = super().__copy__()  # type: ignore[misc]
-        clone._core = AdapterCore()
+        clone._core = AdapterClients()
         return clone
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
@@ -206,7 +206,7 @@ class AdapterModel:
             if value is not None:
                 memo[id(value)] = value
         # The clients are not copied: the copy builds its own on first use.
-        memo[id(self._core)] = AdapterCore()
+        memo[id(self._core)] = AdapterClients()
         return super().__deepcopy__(memo)  # type: ignore[misc]
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:

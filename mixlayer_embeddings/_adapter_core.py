@@ -8,12 +8,12 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 
-from ._adapter_settings import AdapterSettings, ClientSettings
+from ._adapter_settings import AdapterSettings, ClientRecipe
 from ._client import AsyncMixlayerClient, MixlayerClient, ProgressCallback
 from ._usage import UsageTracker, tracking
 from ._validation import check_text, check_texts
 
-__all__ = ["AdapterCore", "progress_bar"]
+__all__ = ["AdapterClients", "progress_bar"]
 
 
 @contextlib.contextmanager
@@ -39,7 +39,7 @@ def progress_bar(
             raise
 
 
-class AdapterCore:
+class AdapterClients:
     """The clients of one adapter object, built on first use for the settings of that call.
 
     Thread-safe: concurrent calls with the same settings share one client (and so one
@@ -49,8 +49,8 @@ class AdapterCore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sync: tuple[ClientSettings, MixlayerClient] | None = None
-        self._async: tuple[ClientSettings, AsyncMixlayerClient] | None = None
+        self._sync: tuple[ClientRecipe, MixlayerClient] | None = None
+        self._async: tuple[ClientRecipe, AsyncMixlayerClient] | None = None
         #: Every call of this adapter object, whichever client made it.
         self.usage = UsageTracker()
         #: The last call to finish.
@@ -67,15 +67,15 @@ class AdapterCore:
 
     def __repr__(self) -> str:
         built = [c for c in (self._sync, self._async) if c is not None]
-        return f"AdapterCore({', '.join(repr(client) for _, client in built)})"
+        return f"AdapterClients({', '.join(repr(client) for _, client in built)})"
 
-    def sync_client(self, settings: ClientSettings) -> MixlayerClient:
+    def sync_client(self, settings: ClientRecipe) -> MixlayerClient:
         with self._lock:
             if self._sync is None or self._sync[0] != settings:
                 self._sync = (settings, settings.sync_client())
             return self._sync[1]
 
-    def async_client(self, settings: ClientSettings) -> AsyncMixlayerClient:
+    def async_client(self, settings: ClientRecipe) -> AsyncMixlayerClient:
         with self._lock:
             if self._async is None or self._async[0] != settings:
                 if self._async is not None:

@@ -1,5 +1,5 @@
 """An adapter's fields in the core's spelling: ``AdapterSettings`` (read at every call) and the
-``ClientSettings`` part of it that shapes a client (compared to know when to build a new one)."""
+``ClientRecipe`` part of it that shapes a client (compared to know when to build a new one)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ._exceptions import InvalidParameterError
 from ._options import CALL_OPTION_NAMES, EmbedOptions
 from ._validation import check_client_config, check_default_headers
 
-__all__ = ["ADAPTER_NAMES", "AdapterSettings", "ClientSettings"]
+__all__ = ["ADAPTER_NAMES", "AdapterSettings", "ClientRecipe"]
 
 
 #: The client settings an adapter exposes as fields (a shared pacer and a clock are the core's).
@@ -30,7 +30,7 @@ ADAPTER_NAMES = (*_CLIENT_FIELDS, *_OPTION_FIELDS, *_HTTP_FIELDS)
 
 
 @dataclass(frozen=True)
-class ClientSettings:
+class ClientRecipe:
     """Everything that shapes a client; a change to any of it means new clients.
 
     Compared with ``==``: injected http clients compare by identity.
@@ -64,7 +64,7 @@ def _plain(value: Any) -> Any:
 class AdapterSettings:
     """An adapter's fields, in the core's spelling (each adapter maps its own names here)."""
 
-    client: ClientSettings
+    client: ClientRecipe
     #: Every per-call option but ``input_type``, by its core name.
     options: Mapping[str, Any] = field(default_factory=dict)
     query_input_type: str | None = "query"
@@ -85,7 +85,7 @@ class AdapterSettings:
             return value
 
         return cls(
-            client=ClientSettings(
+            client=ClientRecipe(
                 ClientConfig(**{name: get(name) for name in _CLIENT_FIELDS}),
                 *(get(name) for name in _HTTP_FIELDS),
             ),

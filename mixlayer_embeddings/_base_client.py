@@ -1,7 +1,7 @@
 """What both clients share, with no I/O in it: configuration, request building, planning.
 
 ``_BaseClient`` resolves the settings once (``ClientConfig``), builds the shared state every
-batch flow reports to (counters, the adaptive limit, the pacer, the capacity controller, the
+batch flow reports to (usage, the adaptive limit, the pacer, the capacity controller, the
 token estimator, on one clock) and each request; the subclasses in ``_client`` only send,
 sleep and hand the answers back to the flows.
 """
@@ -9,6 +9,7 @@ sleep and hand the answers back to the flows.
 from __future__ import annotations
 
 import platform
+import warnings
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +24,7 @@ from ._config import (
     DEFAULT_TIMEOUT,
     ClientConfig,
     ClientKwargs,
-    Settings,
+    ResolvedSettings,
     lookup_model,
     to_timeout,
 )
@@ -62,7 +63,7 @@ class _BaseClient(Generic[HttpClientT]):
 
     def __init__(self, http_client: object | None, settings: ClientKwargs) -> None:
         config = ClientConfig.from_kwargs(settings, owner=type(self).__name__)
-        self._settings: Settings = config.resolve()
+        self._resolved: ResolvedSettings = config.resolve()
         check_client_config(config)
         if config.proxy is not None and http_client is not None:
             raise InvalidParameterError(
@@ -85,10 +86,10 @@ class _BaseClient(Generic[HttpClientT]):
         )
         #: What this client sent and the service counted (requests, retries, 429s, timeouts,
         #: tokens).
-        self.counters = UsageTracker()
+        self.usage = UsageTracker()
         #: None means: use the http client's own timeout (ours defaults to DEFAULT_TIMEOUT).
         self._timeout = to_timeout(config.timeout)
-        self._embeddings_url = self._settings.base_url.join("embeddings")
+        self._embeddings_url = self._resolved.base_url.join("embeddings")
         # The key stays inside its Secret until a request is built (``Endpoint.request``).
         self._headers = {
             "User-Agent": _USER_AGENT,
@@ -119,14 +120,14 @@ class _BaseClient(Generic[HttpClientT]):
             http,
             url=self._embeddings_url,
             headers=self._headers,
-            api_key=self._settings.api_key,
+            api_key=self._resolved.api_key,
             timeout=self._timeout,
             attempt_seconds=self._attempt_seconds,
         )
         self._flow_context = FlowContext(
             endpoint=endpoint,
             max_retries=self.max_retries,
-            counters=self.counters,
+            usage=self.usage,
             limit=self._limit,
             pacer=self._pacer,
             clock=self._clock,
@@ -135,17 +136,23 @@ class _BaseClient(Generic[HttpClientT]):
         )
 
     @property
+    def counters(self) -> UsageTracker:
+        """The old name of ``usage`` (the adapters' name for the same tracker)."""
+        warnings.warn("client.counters is now client.usage", DeprecationWarning, stacklevel=2)
+        return self.usage
+
+    @property
     def model(self) -> str:
-        return self._settings.model
+        return self._resolved.model
 
     @property
     def base_url(self) -> httpx.URL:
-        return self._settings.base_url
+        return self._resolved.base_url
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(base_url={str(self._settings.base_url)!r}, "
-            f"model={self._settings.model!r}, api_key={self._settings.api_key!r})"
+            f"{type(self).__name__}(base_url={str(self._resolved.base_url)!r}, "
+            f"model={self._resolved.model!r}, api_key={self._resolved.api_key!r})"
         )
 
     def __reduce__(self) -> tuple[object, ...]:
@@ -198,18 +205,27 @@ class _BaseClient(Generic[HttpClientT]):
         }
         if deadline is not None:
             limits |= {"deadline": float(deadline), "deadline_at": self._clock.now() + deadline}
-        chosen_model = self._settings.model if model is None else model
+        chosen_model = self._resolved.model if model is None else model
         if not isinstance(chosen_model, str) or not chosen_model.strip():
             raise InvalidParameterError(
                 f"model must be a non-empty string, got {chosen_model!r}", param="model"
             )
-        spec = self._settings.spec if model is None else lookup_model(chosen_model)
+        spec = self._resolved.spec if model is None else lookup_model(chosen_model)
         options._validate(spec)
         body = options._body(chosen_model)
         if lazy:
             # A stream's batches may hold copies: each request sends its distinct items once.
             limits["dedupe"] = self._config.dedupe
-            return Plan(body, [], False, options.dimensions, chosen_model, -1, raw, **limits)
+            return Plan(
+                body=body,
+                batches=[],
+                single=False,
+                dimensions=options.dimensions,
+                model=chosen_model,
+                total=None,
+                raw=raw,
+                **limits,
+            )
         normalized = normalize_input(input)
         items = normalized.items
         # A call's repeated items are sent once, whichever batches they would fall in.
@@ -224,13 +240,13 @@ class _BaseClient(Generic[HttpClientT]):
         slices = plan_token_batches(tokens, self.batch_size, self._capacity.request_budget())
         batches = [Batch(a, items[a:b], sum(tokens[a:b])) for a, b in slices]
         return Plan(
-            body,
-            batches,
-            normalized.single,
-            options.dimensions,
-            chosen_model,
-            len(items),
-            raw,
+            body=body,
+            batches=batches,
+            single=normalized.single,
+            dimensions=options.dimensions,
+            model=chosen_model,
+            total=len(items),
+            raw=raw,
             **limits,
         )
 

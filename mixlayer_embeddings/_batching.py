@@ -51,16 +51,19 @@ class Batch:
         return self.start + len(self.items)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     """One call, validated and split: the body every request shares, and the batches."""
 
     body: dict[str, Any]
+    #: The call's batches (empty for a stream, whose batches are made as it is read).
     batches: list[Batch]
+    #: The input was one item, not a list: its request sends it alone, not in a list.
     single: bool
     dimensions: int | None
     model: str
-    total: int
+    #: How many distinct items the call embeds; None for a stream (not known in advance).
+    total: int | None
     #: Vectors are kept as their float32 bytes (for the numpy path), never as floats.
     raw: bool = False
     #: The whole call's deadline: seconds, and when they run out on the client's clock.

@@ -33,8 +33,8 @@ __all__ = [
     "ClientConfig",
     "ClientKwargs",
     "ModelSpec",
+    "ResolvedSettings",
     "Secret",
-    "Settings",
     "TimeoutSetting",
     "environment_value",
     "lookup_model",
@@ -186,7 +186,7 @@ def _is_loopback(host: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Settings:
+class ResolvedSettings:
     """Resolved client settings. ``api_key`` is a Secret, so the repr never shows it."""
 
     api_key: Secret
@@ -233,7 +233,7 @@ def resolve_settings(
     allow_insecure_http: bool = False,
     environ: Mapping[str, str] | None = None,
     names: Mapping[str, str] | None = None,
-) -> Settings:
+) -> ResolvedSettings:
     """Explicit argument, then environment, then a clear error naming the missing variable.
 
     ``names``: a front end's spelling of ``api_key``, ``model`` and ``base_url``, so the
@@ -304,7 +304,7 @@ def resolve_settings(
     # Keep a trailing slash so relative joins ("embeddings") land under the version prefix.
     if not url.raw_path.endswith(b"/"):
         url = url.copy_with(raw_path=url.raw_path + b"/")
-    return Settings(
+    return ResolvedSettings(
         api_key=secret, base_url=url, model=chosen_model.strip(), spec=lookup_model(chosen_model)
     )
 
@@ -383,7 +383,7 @@ class ClientConfig:
                 )
         return cls(**kwargs)
 
-    def resolve(self, names: Mapping[str, str] | None = None) -> Settings:
+    def resolve(self, names: Mapping[str, str] | None = None) -> ResolvedSettings:
         """Key, URL and model: explicit, else the environment, else a ConfigurationError; and
         no hop that would carry the key in clear (a plain-http proxy on the way included)."""
         settings = resolve_settings(

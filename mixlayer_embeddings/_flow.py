@@ -160,12 +160,12 @@ class Budget:
 @dataclass(frozen=True)
 class FlowContext:
     """What a flow reads of its client: where and how to send (``Endpoint``, plain data), the
-    retry budget, and the shared state it reports to (counters, the concurrency limit, the
+    retry budget, and the shared state it reports to (usage, the concurrency limit, the
     pacer, the capacity controller, the token estimator), on one clock."""
 
     endpoint: Endpoint
     max_retries: int
-    counters: UsageTracker
+    usage: UsageTracker
     limit: AdaptiveLimit
     pacer: Pacer
     clock: Clock
@@ -320,9 +320,9 @@ def _count(
     rate_limited: int = 0,
     timeouts: int = 0,
 ) -> None:
-    """What a request did, told once: to the client's counters and to every ``track_usage``
+    """What a request did, told once: to the client's usage and to every ``track_usage``
     block the call was made in."""
-    for tracker in (ctx.counters, *plan.trackers):
+    for tracker in (ctx.usage, *plan.trackers):
         tracker.add(
             usage,
             requests=requests,

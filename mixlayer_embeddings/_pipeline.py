@@ -23,7 +23,6 @@ __all__ = ["PipelineOutcome", "task_outcomes", "thread_outcomes"]
 
 #: A batch and how it ended: its parsed result, or the exception it raised.
 PipelineOutcome = tuple[Batch, ParsedBatch | BaseException]
-Outcome = PipelineOutcome
 
 
 def thread_outcomes(
@@ -33,7 +32,7 @@ def thread_outcomes(
     window: int,
     ordered: bool,
     inline: bool = False,
-) -> Generator[Outcome, None, None]:
+) -> Generator[PipelineOutcome, None, None]:
     """Run ``run(batch)`` on worker threads (``inline``: on the caller's thread)."""
     finished: queue.SimpleQueue[tuple[int, ParsedBatch | BaseException]] = queue.SimpleQueue()
 
@@ -45,7 +44,7 @@ def thread_outcomes(
 
     pool = None if inline else DaemonWorkers(window)
     pending: dict[int, Batch] = {}
-    done: dict[int, Outcome] = {}
+    done: dict[int, PipelineOutcome] = {}
     submitted = taken = 0
     exhausted = False
     try:
@@ -153,10 +152,10 @@ async def task_outcomes(
     *,
     window: int,
     ordered: bool,
-) -> AsyncGenerator[Outcome, None]:
+) -> AsyncGenerator[PipelineOutcome, None]:
     """Run ``run(batch)`` as tasks of the running loop."""
     tasks: dict[asyncio.Task[ParsedBatch], tuple[int, Batch]] = {}
-    done: dict[int, Outcome] = {}
+    done: dict[int, PipelineOutcome] = {}
     submitted = taken = 0
     exhausted = False
     try:

@@ -270,9 +270,16 @@ class ArrayCollector(Collector):
 # -- a call's bookkeeping, shared by the sync and async runners --------------------------------
 
 
-def collector_for(plan: Plan, *, offset: int = 0) -> ListCollector | ArrayCollector:
+def collector_for(
+    plan: Plan, total: int | None = None, *, offset: int = 0
+) -> ListCollector | ArrayCollector:
+    """Where the vectors of ``total`` items go (a call's: its plan's count; a stream's batch:
+    the batch's items, from ``offset``)."""
     make = ArrayCollector if plan.raw else ListCollector
-    return make(plan.total, plan.model, plan.width, offset=offset)
+    count = plan.total if total is None else total
+    if count is None:
+        raise TypeError("a stream's plan has no total: pass the batch's")
+    return make(count, plan.model, plan.width, offset=offset)
 
 
 def settle(
@@ -348,7 +355,7 @@ class CallTally:
                 )
             )
         else:
-            error = InputRejectedError.combine(named, len(fan) if fan else plan.total)
+            error = InputRejectedError.combine(named, len(fan) if fan else self.collector.total)
         if len(plan.batches) > 1 or rejected:
             partial = collector.partial()
             error.partial = partial if fan is None else partial.spread(fan)
@@ -390,7 +397,7 @@ def streamed_batch(
     plan: Plan, batch: Batch, outcome: ParsedBatch | BaseException, skip_rejected: bool = False
 ) -> EmbeddedBatch[Any]:
     """A streamed batch's result, or its error raised with what the batch did embed."""
-    collector = collector_for(replace(plan, total=len(batch.items)), offset=batch.start)
+    collector = collector_for(plan, len(batch.items), offset=batch.start)
     error = settle(collector, batch, outcome)
     rejected: dict[int, str] = {}
     if skip_rejected and isinstance(error, InputRejectedError):

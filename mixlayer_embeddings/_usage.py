@@ -27,7 +27,7 @@ __all__ = ["UsageTracker", "active_trackers", "track_usage", "tracking"]
 class UsageTracker:
     """Token counts as the service reported them, and the requests behind them (requests,
     retries, 429s, read timeouts). Thread-safe. Every client keeps one of its own
-    (``client.counters``); a ``track_usage`` block is another."""
+    (``client.usage``); a ``track_usage`` block is another."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

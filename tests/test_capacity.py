@@ -194,9 +194,9 @@ def test_a_one_second_gateway_outage_does_not_slow_a_client_for_ever() -> None:
     ) as client:
         per_call = []
         for _ in range(12):
-            before = client.counters.requests
+            before = client.usage.requests
             client.embed(texts)
-            per_call.append(client.counters.requests - before)
+            per_call.append(client.usage.requests - before)
     assert per_call[0] > per_call[-1]
     assert per_call[-1] == per_call[-2] == 1  # one request again, as before the outage
 
@@ -272,7 +272,7 @@ def test_a_read_timeout_splits_the_request_and_waits_for_the_server_to_drain() -
     handler = sized(service, max_items=2, timeout=True)
     with make_client(handler, clock, timeout=5.0) as client:
         vectors = client.embed(texts).embeddings
-        counters = client.counters
+        counters = client.usage
     assert len(vectors) == 8 and vectors == [service.vectors_of(t) for t in texts]
     assert sorted(len(b["input"]) for b in service.bodies) == [2, 2, 2, 2]
     assert counters.timeouts == 3  # 8 -> 4 + 4 -> 2 + 2 + 2 + 2: never resent whole

@@ -47,7 +47,7 @@ def sync_failure(kind: str) -> tuple[ResponseValidationError, int]:
     client = MixlayerClient(api_key=KEY, model=MODEL, http_client=httpx.Client(transport=transport))
     with client, pytest.raises(ResponseValidationError) as info:
         client.embed(["a"], dimensions=32)
-    return info.value, client.counters.requests
+    return info.value, client.usage.requests
 
 
 def async_failure(kind: str) -> tuple[ResponseValidationError, int]:
@@ -59,7 +59,7 @@ def async_failure(kind: str) -> tuple[ResponseValidationError, int]:
         async with client:
             with pytest.raises(ResponseValidationError) as info:
                 await client.embed(["a"], dimensions=32)
-        return info.value, client.counters.requests
+        return info.value, client.usage.requests
 
     return asyncio.run(go())
 

@@ -47,7 +47,7 @@ def context(clock: FakeClock, max_retries: int = 2) -> FlowContext:
     return FlowContext(
         endpoint=ENDPOINT,
         max_retries=max_retries,
-        counters=UsageTracker(),
+        usage=UsageTracker(),
         limit=AdaptiveLimit(8),
         pacer=RatePacer(clock=clock.now),
         clock=clock,

@@ -26,7 +26,7 @@ def test_a_corpus_larger_than_a_read_timeout_of_work_completes_without_waste() -
     with Emulator(tokens_per_second=20_000) as emu, client_for(emu, timeout=(5, 2.0)) as client:
         vectors = client.embed_array(texts, dimensions=32).vectors
         stats = emu.state.stats()
-        timeouts = client.counters.timeouts
+        timeouts = client.usage.timeouts
     assert (vectors == embed_items(texts, dimensions=32)).all()
     assert stats["done_tokens"] == 60_000  # every token worked through once
     assert stats["wasted_tokens"] == 0 and timeouts == 0
@@ -41,7 +41,7 @@ async def test_the_async_client_fits_the_same_server() -> None:
             response = await client.embed(texts, dimensions=32)
         stats = emu.state.stats()
     assert len(response.embeddings) == 600
-    assert stats["wasted_tokens"] == 0 and client.counters.timeouts == 0
+    assert stats["wasted_tokens"] == 0 and client.usage.timeouts == 0
 
 
 def test_the_emulator_finishes_work_its_client_gave_up_on() -> None:

@@ -105,3 +105,15 @@ def test_the_names_that_moved_to_typing_still_import_with_a_warning() -> None:
     assert moved is mixlayer_embeddings.typing.ClientKwargs
     with warnings.catch_warnings(), pytest.raises(AttributeError):
         mixlayer_embeddings.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_client_and_an_adapter_call_their_usage_by_one_name(mixlayer_emulator) -> None:
+    client = mixlayer_embeddings.MixlayerClient(
+        base_url=mixlayer_emulator.base_url,
+        api_key=mixlayer_emulator.api_key,
+        model=mixlayer_emulator.model,
+    )
+    client.embed(["a", "b"])
+    assert client.usage.requests == 1
+    with pytest.warns(DeprecationWarning, match=r"client\.usage"):
+        assert client.counters is client.usage  # type: ignore[attr-defined]

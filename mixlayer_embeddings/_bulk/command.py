@@ -216,7 +216,7 @@ def _ingest(
         finally:
             if bar is not None:
                 bar.close()
-        counters = client.counters
+        counters = client.usage
     all_rejects = _gather_rejects(out)
     seconds = time.perf_counter() - started
     counts = ingest.counts
