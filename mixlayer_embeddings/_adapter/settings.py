@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 
-from ._client import AsyncMixlayerClient, MixlayerClient
-from ._config import PROXY_ENV, ClientConfig, Secret, environment_value, to_timeout
-from ._exceptions import InvalidParameterError
-from ._options import CALL_OPTION_NAMES, EmbedOptions
-from ._validation import check_client_config, check_default_headers
+from .._client import AsyncMixlayerClient, MixlayerClient
+from .._config import PROXY_ENV, ClientConfig, Secret, environment_value, to_timeout
+from .._exceptions import InvalidParameterError
+from .._options import CALL_OPTION_NAMES, EmbedOptions
+from .._validation import check_client_config, check_default_headers
 
 __all__ = ["ADAPTER_NAMES", "AdapterSettings", "ClientRecipe"]
 

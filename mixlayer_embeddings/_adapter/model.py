@@ -1,18 +1,8 @@
-"""What both framework adapters need, written once.
-
-An adapter is a pydantic model whose fields are the truth: each call turns the fields into one
-``AdapterSettings`` (the adapter's only job is that mapping, in ``_settings``), and
-``AdapterClients`` hands back clients built for exactly those settings, rebuilding them when a
-field that shapes a client changed since the last call. Per-call options (``dimensions``,
-``input_type``, ...) are read at every call. So ``emb.dimensions = 256`` applies to the next
-call, a copy with other values behaves by its own values, and nothing is stale.
-
-``AdapterModel`` (here) is the pydantic side both adapters share: validation of the whole
-settings on construction and on every assignment (a refused assignment is rolled back), keyword
+"""The pydantic side both adapters share (``AdapterModel``): validation of the whole settings
+on construction and on every assignment (a refused assignment is rolled back), keyword
 suggestions, copies with their own clients, usage (``usage``, ``last_usage``,
-``track_usage()``) and ``close()`` / ``aclose()``. ``_adapter_settings`` holds the mapping of
-fields to settings, ``_adapter_core`` the clients and the calls.
-"""
+``track_usage()``) and ``close()`` / ``aclose()``; and how a serialized form holds a timeout
+and a proxy."""
 
 from __future__ import annotations
 
@@ -25,17 +15,14 @@ import httpx
 from pydantic import ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
-from ._adapter_core import AdapterClients
-from ._adapter_settings import ADAPTER_NAMES, AdapterSettings
-from ._config import to_timeout
-from ._keywords import closest_keyword
-from ._usage import UsageTracker, track_usage
+from .._config import to_timeout
+from .._keywords import closest_keyword
+from .._usage import UsageTracker, track_usage
+from .clients import AdapterClients
+from .settings import AdapterSettings
 
 __all__ = [
-    "ADAPTER_NAMES",
-    "AdapterClients",
     "AdapterModel",
-    "AdapterSettings",
     "has_credentials",
     "serialized_proxy",
     "timeout_as_data",

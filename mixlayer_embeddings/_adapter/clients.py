@@ -8,10 +8,10 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 
-from ._adapter_settings import AdapterSettings, ClientRecipe
-from ._client import AsyncMixlayerClient, MixlayerClient, ProgressCallback
-from ._usage import UsageTracker, tracking
-from ._validation import check_text, check_texts
+from .._client import AsyncMixlayerClient, MixlayerClient, ProgressCallback
+from .._usage import UsageTracker, tracking
+from .._validation import check_text, check_texts
+from .settings import AdapterSettings, ClientRecipe
 
 __all__ = ["AdapterClients", "progress_bar"]
 
