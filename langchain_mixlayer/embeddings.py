@@ -7,13 +7,13 @@ from typing import Any, ClassVar
 import httpx
 from langchain_core.embeddings import Embeddings
 from langchain_core.load.serializable import Serializable
+from langchain_core.utils import secret_from_env
 from pydantic import (
     AliasChoices,
     ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
-    field_serializer,
     field_validator,
 )
 
@@ -21,28 +21,25 @@ from mixlayer_embeddings import (
     API_KEY_ENV,
     BASE_URL_ENV,
     DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_TOKENS_PER_REQUEST,
     MODEL_ENV,
 )
 from mixlayer_embeddings._adapter import (
     AdapterClients,
     AdapterModel,
+    SharedFields,
     has_credentials,
-    serialized_proxy,
 )
 from mixlayer_embeddings._config import PROXY_ENV, environment_value
 
 __all__ = ["MixlayerEmbeddings"]
 
 
-def _env_secret() -> SecretStr | None:
-    value = environment_value(API_KEY_ENV)
-    return SecretStr(value) if value else None
+#: The key from MIXLAYER_API_KEY, by LangChain's own helper (as langchain-openai and
+#: langchain-voyageai read theirs).
+_env_secret = secret_from_env(API_KEY_ENV, default=None)
 
 
-class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
+class MixlayerEmbeddings(AdapterModel, SharedFields, Serializable, Embeddings):
     """Mixlayer embeddings (Qwen3 Embedding 8B) for LangChain.
 
     A pydantic model (through LangChain's ``Serializable``, so ``dumps``/``loads`` work) and an
@@ -75,46 +72,12 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
     a dump or a pickle."""
     base_url: str | None = Field(default_factory=lambda: environment_value(BASE_URL_ENV))
     """API base URL (env ``MIXLAYER_BASE_URL``, default ``https://models.mixlayer.ai/v1``)."""
-    dimensions: int | None = None
-    """Output vector size (Qwen3 Embedding 8B: 32 to 4096); None for the model's full size."""
-    query_input_type: str | None = "query"
-    """``input_type`` sent by ``embed_query``; None omits it."""
-    document_input_type: str | None = "document"
-    """``input_type`` sent by ``embed_documents``; None omits it."""
-    normalize: bool | None = None
-    """Ask the service for normalized vectors; None leaves it to the service."""
-    truncate: bool | None = None
-    """Ask the service to truncate inputs longer than the context window."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Further request-body fields; may not set ``model``, ``input`` or a named option."""
     batch_size: int = DEFAULT_BATCH_SIZE
     """Texts per request (at most 2048)."""
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    """Requests in flight at once for one call."""
-    max_tokens_per_request: int = DEFAULT_MAX_TOKENS_PER_REQUEST
-    """Estimated tokens per request (a long text goes alone): what an inference server's time
-    grows with. The tokens in flight also adapt to the server's measured capacity."""
-    max_retries: int = DEFAULT_MAX_RETRIES
-    """Retries of a failed request (connection errors, timeouts, 408, 409, 429, 5xx)."""
-    timeout: float | tuple[float | None, ...] | httpx.Timeout | None = None
-    """Seconds, an ``httpx.Timeout`` or a ``(connect, read)`` pair; None: 10 s connect, 60 s
-    read. An ``httpx.Timeout`` is stored as its ``(connect, read, write, pool)`` tuple."""
-    default_headers: dict[str, str] = Field(default_factory=dict)
-    """Headers sent with every request (not ``Authorization``: the key is ``api_key``)."""
-    proxy: str | None = Field(default=None, repr=False)
-    """Proxy URL for the http clients this object creates."""
-    trust_env: bool = True
-    """Read proxy settings and netrc from the environment (as httpx does); False ignores them."""
-    dedupe: bool = True
-    """Identical texts within one call are sent once, and their vector given to each."""
-    rate: float | None = None
-    """Requests per second the key may send, if you know it; None learns it from 429s."""
     show_progress_bar: bool = False
     """A tqdm progress bar for ``embed_documents`` (``pip install "…[progress]"``)."""
-    allow_insecure_http: bool = False
-    """Allow sending the key over plain http:// to a host that is not loopback."""
-    http_client: httpx.Client | None = Field(default=None, exclude=True)
-    """Your own ``httpx.Client`` (then ``proxy`` goes on it, not here)."""
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
     """Your own ``httpx.AsyncClient``."""
 
@@ -191,10 +154,6 @@ class MixlayerEmbeddings(AdapterModel, Serializable, Embeddings):
         # MIXLAYER_PROXY, which ``loads`` reads from its secrets_map or the environment.
         proxy = {"proxy": PROXY_ENV} if has_credentials(self.proxy) else {}
         return {"api_key": API_KEY_ENV, **proxy}
-
-    @field_serializer("proxy")
-    def _proxy_as_serialized(self, value: str | None) -> str | None:
-        return serialized_proxy(value)
 
     def __getstate__(self) -> dict[Any, Any]:
         # A pickle must not carry the key or live connections: the key comes back from

@@ -12,19 +12,16 @@ from llama_index.core.instrumentation.events.embedding import (
     EmbeddingEndEvent,
     EmbeddingStartEvent,
 )
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from mixlayer_embeddings import (
     API_KEY_ENV,
     BASE_URL_ENV,
     DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_TOKENS_PER_REQUEST,
     MAX_BATCH_SIZE,
     MODEL_ENV,
 )
-from mixlayer_embeddings._adapter import AdapterClients, AdapterModel, serialized_proxy
+from mixlayer_embeddings._adapter import AdapterClients, AdapterModel, SharedFields
 from mixlayer_embeddings._config import environment_value
 from mixlayer_embeddings._usage import UsageTracker, tracking
 
@@ -40,7 +37,7 @@ def _env(name: str) -> Callable[[], str | None]:
     return lambda: environment_value(name)
 
 
-class MixlayerEmbedding(AdapterModel, BaseEmbedding):
+class MixlayerEmbedding(AdapterModel, SharedFields, BaseEmbedding):
     """Mixlayer embeddings (Qwen3 Embedding 8B) for LlamaIndex.
 
     Queries are sent with ``input_type="query"``, texts and nodes with ``"document"``. A batch
@@ -72,13 +69,6 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
     api_base: str | None = Field(
         default_factory=_env(BASE_URL_ENV), description="API base URL (env MIXLAYER_BASE_URL)."
     )
-    dimensions: int | None = Field(default=None, description="Output vector size (32 to 4096).")
-    query_input_type: str | None = Field(default="query", description="None omits input_type.")
-    document_input_type: str | None = Field(
-        default="document", description="None omits input_type."
-    )
-    normalize: bool | None = None
-    truncate: bool | None = None
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Further request-body fields; may not set model, input or a named option.",
@@ -89,33 +79,6 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
         le=MAX_BATCH_SIZE,
         description="Texts per request (at most 2048).",
     )
-    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, gt=0)
-    max_tokens_per_request: int = Field(
-        default=DEFAULT_MAX_TOKENS_PER_REQUEST,
-        description="Estimated tokens per request (a long text goes alone).",
-    )
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
-    timeout: float | tuple[float | None, ...] | httpx.Timeout | None = Field(
-        default=None,
-        description="Seconds, an httpx.Timeout or a (connect, read) pair (None: 10 s, 60 s).",
-    )
-    default_headers: dict[str, str] = Field(
-        default_factory=dict, description="Headers sent with every request."
-    )
-    proxy: str | None = Field(default=None, repr=False, description="Proxy URL.")
-    trust_env: bool = Field(
-        default=True, description="Read proxy settings and netrc from the environment."
-    )
-    dedupe: bool = Field(
-        default=True,
-        description="Identical texts within one call are sent once, their vector given to each.",
-    )
-    rate: float | None = Field(
-        default=None,
-        description="Requests per second the key may send, if known (None: learned from 429s).",
-    )
-    allow_insecure_http: bool = False
-    http_client: httpx.Client | None = Field(default=None, exclude=True)
     async_http_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
 
     model_config = ConfigDict(
@@ -245,10 +208,6 @@ class MixlayerEmbedding(AdapterModel, BaseEmbedding):
 
             with tracking(call):
                 yield finish
-
-    @field_serializer("proxy")
-    def _proxy_as_serialized(self, value: str | None) -> str | None:
-        return serialized_proxy(value)
 
     # -- secrets stay out of pickles --------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import KEY, MODEL
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import ValidationError
 
 from langchain_mixlayer import MixlayerEmbeddings
@@ -400,3 +401,21 @@ def test_a_proxy_with_credentials_is_read_back_the_way_the_key_is(
         loaded = type(emb).from_dict(emb.to_dict())
         assert loaded.proxy is None
     assert loaded._settings().client.config.proxy == proxy  # what its clients are built with
+
+
+def test_the_fields_both_adapters_name_alike_are_one_declaration() -> None:
+    # Declared twice, they had drifted (a limit in one only, descriptions in one only).
+    lc, li = MixlayerEmbeddings.model_fields, MixlayerEmbedding.model_fields
+    # The key is held each framework's way: a SecretStr read by secret_from_env in LangChain,
+    # a str left out of every dump in LlamaIndex (as its OpenAI integration holds it).
+    ours = set(lc) & set(li) - set(BaseEmbedding.model_fields) - {"api_key"}
+    assert len(ours) >= 16
+    for name in sorted(ours):
+        a, b = lc[name], li[name]
+        assert (a.annotation, a.default, a.description, a.metadata) == (
+            b.annotation,
+            b.default,
+            b.description,
+            b.metadata,
+        ), name
+        assert a.description, name

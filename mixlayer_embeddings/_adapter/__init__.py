@@ -10,10 +10,12 @@ call, a copy with other values behaves by its own values, and nothing is stale.
 Three rooms: ``model`` (``AdapterModel``, the pydantic side both adapters share: validation,
 keyword suggestions, copies, usage, ``close()``), ``settings`` (``AdapterSettings``: the
 mapping of fields to the core's settings, and ``ClientRecipe``, the part that shapes a
-client) and ``clients`` (``AdapterClients``: the clients of one adapter object, and the calls).
+client), ``clients`` (``AdapterClients``: the clients of one adapter object, and the calls)
+and ``fields`` (``SharedFields``: the fields both adapters name alike, declared once).
 """
 
 from .clients import AdapterClients
+from .fields import SharedFields
 from .model import AdapterModel, has_credentials, serialized_proxy, timeout_as_data
 from .settings import ADAPTER_NAMES, AdapterSettings, ClientRecipe
 
@@ -23,6 +25,7 @@ __all__ = [
     "AdapterModel",
     "AdapterSettings",
     "ClientRecipe",
+    "SharedFields",
     "has_credentials",
     "serialized_proxy",
     "timeout_as_data",
