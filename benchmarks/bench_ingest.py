@@ -114,7 +114,7 @@ def run_ours_langchain(
 def run_ours_llamaindex(
     texts: list[str], base_url: str, dims: int, is_async: bool
 ) -> list[list[float]]:
-    from llama_index_mixlayer import MixlayerEmbedding
+    from llama_index.embeddings.mixlayer import MixlayerEmbedding
 
     emb = MixlayerEmbedding(model_name=MODEL, api_key=KEY, api_base=base_url, dimensions=dims)
     if is_async:

@@ -69,12 +69,14 @@ def _check_not_abandoned(stop: threading.Event | None) -> None:
 
 
 class MixlayerClient(_BaseClient[httpx.Client]):
-    """Synchronous client. Long inputs are split and sent ``max_concurrency`` at a time.
+    """Synchronous client. Long inputs are split and sent ``max_concurrency`` at a time (for
+    the whole client: calls from several threads share it).
 
     Settings (``ClientKwargs``): ``api_key``, ``base_url``, ``model`` (each from the
     environment when not given), ``timeout``, ``max_retries``, ``batch_size``,
-    ``max_concurrency``, ``allow_insecure_http``, ``default_headers``, ``proxy``, ``pacer`` (a
-    shared ``RatePacer``) and ``clock``; ``http_client`` is your own ``httpx.Client``.
+    ``max_concurrency``, ``max_tokens_per_request``, ``allow_insecure_http``,
+    ``default_headers``, ``proxy``, ``trust_env``, ``dedupe``, ``rate``, ``pacer`` (a shared
+    ``RatePacer``) and ``clock``; ``http_client`` is your own ``httpx.Client``.
 
     >>> with MixlayerClient() as client:  # doctest: +SKIP
     ...     client.embed(["a passage", "another"], input_type="document").embeddings

@@ -3,8 +3,8 @@
 ``AdaptiveLimit`` is the pure limit on requests (fed successes and throttles), the
 ``CapacityController`` (``_capacity``) the one on estimated tokens; ``ThreadGate`` and
 ``AsyncGate`` are the two places a request waits for the pacer's pace and for room under both
-limits, one for threads and one for the tasks of an event loop. (What a client sent is
-tallied by its ``UsageTracker``, ``_usage``.)
+limits, one for threads and one for the tasks of an event loop; what they share (the turn
+line, the pace cap, admitting and releasing) is written once, in ``_Gate``.
 """
 
 from __future__ import annotations

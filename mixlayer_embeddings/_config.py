@@ -1,4 +1,6 @@
-"""Configuration: defaults, the environment (read here and nowhere else), and known models."""
+"""Configuration: defaults, known models, and the environment: the core reads it here only
+(``resolve_settings``, ``environment_value``); front ends that read a variable of their own
+(the demo, the emulator's command line) name it where they read it."""
 
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ MAX_BATCH_SIZE = 2048
 #: Items per request when a call is split. Measured in benchmarks/ (see README): full-size
 #: requests need the fewest round trips, and the service caps a request at 2048 items.
 DEFAULT_BATCH_SIZE = 2048
-#: Requests in flight at once for one call. Measured in benchmarks/ (see README).
+#: Requests in flight at once, for one client (all its calls together). Measured in benchmarks/ (see README).
 DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 3
 #: A big batch on an 8B model can take a while to come back: be patient reading, quick connecting.

@@ -21,7 +21,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import ValidationError
 
 from langchain_mixlayer import MixlayerEmbeddings
-from llama_index_mixlayer import MixlayerEmbedding
+from llama_index.embeddings.mixlayer import MixlayerEmbedding
 
 
 @dataclass

@@ -71,3 +71,35 @@ def _run_the_readme_command(folder: Path, monkeypatch: pytest.MonkeyPatch) -> No
     records = [{"doc_id": i, "body": f"passage {i} about bread"} for i in range(5)]
     Path("corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert bulk.main([*shlex.split(command)[1:], "--no-progress"]) == bulk.EXIT_OK
+
+
+def _module_table() -> list[str]:
+    """The first column of the README's table of the core's modules, as names."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| module | its job |") :].split("\n\n")[0]
+    names: list[str] = []
+    for row in table.splitlines()[2:]:
+        first = row.split("|")[1]
+        names += re.findall(r"`([^`]+)`", first)
+    return names
+
+
+def test_the_readme_module_table_names_every_module_of_the_core_and_no_other() -> None:
+    core = ROOT / "mixlayer_embeddings"
+    folders = [p for p in core.iterdir() if p.is_dir() and p.name != "__pycache__"]
+    on_disk = {p.stem for p in core.glob("*.py")} | {f"{p.name}/" for p in folders}
+    inside_folders = {p.stem for folder in folders for p in folder.glob("*.py")}
+    tabled = set(_module_table())
+    assert sorted(on_disk - tabled) == []  # a module nobody described
+    assert sorted(tabled - on_disk - inside_folders) == []  # a module that is gone
+
+
+def test_every_client_setting_is_documented_where_a_user_reads_them() -> None:
+    from mixlayer_embeddings import MixlayerClient
+    from mixlayer_embeddings.typing import ClientKwargs
+
+    readme = (ROOT / "README.md").read_text()
+    docstring = MixlayerClient.__doc__ or ""
+    for name in ClientKwargs.__annotations__:
+        assert f"``{name}``" in docstring, name
+        assert f"`{name}`" in readme, name

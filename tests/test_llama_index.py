@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+from pathlib import Path
 
 import httpx
 import pytest
@@ -63,6 +64,11 @@ def test_conventions() -> None:
 
     assert namespaced.MixlayerEmbedding is llama_index_mixlayer.MixlayerEmbedding
     assert namespaced.__all__ == llama_index_mixlayer.__all__
+    # One package, the LlamaHub way: the code lives at llama_index/embeddings/mixlayer/base.py,
+    # the older path only re-exports it.
+    assert MixlayerEmbedding.__module__ == "llama_index.embeddings.mixlayer.base"
+    shim = Path(llama_index_mixlayer.__file__).parent
+    assert sorted(p.name for p in shim.glob("*.py")) == ["__init__.py"]
     import llama_index
     import llama_index.embeddings
 

@@ -8,7 +8,7 @@ from conftest import KEY, MODEL, FakeService, error_response
 from pydantic import ValidationError
 
 from langchain_mixlayer import MixlayerEmbeddings
-from llama_index_mixlayer import MixlayerEmbedding
+from llama_index.embeddings.mixlayer import MixlayerEmbedding
 from mixlayer_embeddings import (
     APIConnectionError,
     APITimeoutError,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from langchain_mixlayer import MixlayerEmbeddings
-from llama_index_mixlayer import MixlayerEmbedding
+from llama_index.embeddings.mixlayer import MixlayerEmbedding
 from mixlayer_embeddings import (
     AsyncMixlayerClient,
     InvalidRequestError,

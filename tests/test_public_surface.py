@@ -15,12 +15,12 @@ import pytest
 import typing_extensions
 
 import langchain_mixlayer
-import llama_index_mixlayer
+import llama_index.embeddings.mixlayer
 import mixlayer_embeddings
 import mixlayer_embeddings.typing
 
 PUBLIC_MODULES = [mixlayer_embeddings, mixlayer_embeddings.typing, langchain_mixlayer,
-                  llama_index_mixlayer]  # fmt: skip
+                  llama_index.embeddings.mixlayer]  # fmt: skip
 OURS = ("mixlayer_embeddings", "langchain_mixlayer", "llama_index_mixlayer", "llama_index")
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import KEY, MODEL, FakeService
 
 from langchain_mixlayer import MixlayerEmbeddings
-from llama_index_mixlayer import MixlayerEmbedding
+from llama_index.embeddings.mixlayer import MixlayerEmbedding
 from mixlayer_embeddings import (
     APIStatusError,
     AsyncMixlayerClient,
@@ -148,7 +148,7 @@ elif front == "langchain":
                                   max_concurrency=4, dimensions=32)
     embed = lambda: embedder.embed_documents(texts)
 else:
-    from llama_index_mixlayer import MixlayerEmbedding
+    from llama_index.embeddings.mixlayer import MixlayerEmbedding
     embedder = MixlayerEmbedding(model_name=model, api_base=base_url, embed_batch_size=10,
                                  max_concurrency=4, dimensions=32)
     embed = lambda: embedder.get_text_embedding_batch(texts)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from langchain_mixlayer import MixlayerEmbeddings
-from llama_index_mixlayer import MixlayerEmbedding
+from llama_index.embeddings.mixlayer import MixlayerEmbedding
 from mixlayer_embeddings import MixlayerClient, track_usage
 
 TEXTS = [f"passage {i} about bread, yeast and ovens" for i in range(40)]
@@ -96,7 +96,7 @@ def test_a_llama_index_pipeline_reaches_usage_by_event_and_callback(env) -> None
     from llama_index.core.instrumentation.event_handlers import BaseEventHandler
     from llama_index.core.node_parser import SentenceSplitter
 
-    from llama_index_mixlayer import USAGE_PAYLOAD_KEY, MixlayerUsageEvent
+    from llama_index.embeddings.mixlayer import USAGE_PAYLOAD_KEY, MixlayerUsageEvent
 
     events: list[MixlayerUsageEvent] = []
     payloads: list[object] = []

@@ -234,7 +234,7 @@ def _run(args: argparse.Namespace, where: list[str]) -> int:
     from llama_index.core import Document, VectorStoreIndex
 
     from langchain_mixlayer import MixlayerEmbeddings
-    from llama_index_mixlayer import MixlayerEmbedding
+    from llama_index.embeddings.mixlayer import MixlayerEmbedding
 
     def say(line: str) -> None:
         # In --json mode stdout is the JSON document only; the story goes to stderr.
