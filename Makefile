@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test bench dists clean
+.PHONY: demo test test-fast record bench dists clean
+
+# Tests never reach the internet: cassettes replay, and only loopback is allowed.
+PYTEST_OFFLINE := --record-mode=none --block-network --allowed-hosts=127.0.0.1,localhost
 
 # Silent (@) and to stderr (1>&2): `make demo ARGS="--json" | python -m json.tool` sees only
 # the demo's JSON on stdout, on a fresh machine too.
@@ -37,7 +40,20 @@ test: $(STAMP) $(WHEELHOUSE)/.done
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest --record-mode=none --block-network --allowed-hosts=127.0.0.1,localhost $(ARGS)
+	$(BIN)/python -m pytest $(PYTEST_OFFLINE) --durations=15 $(ARGS)
+
+# The inner loop for contributors: the unit and HTTP tests, without packaging, Ray or the long
+# property runs (tests marked slow, listed in tests/conftest.py). `make test` stays CI's.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_OFFLINE) -m "not slow" -q $(ARGS)
+
+# Re-record the cassettes: against the real service when MIXLAYER_API_KEY is set (the
+# recordings then say https://models.mixlayer.ai), else against a local emulator. Keys and
+# key-bearing headers are scrubbed before anything is written (tests/conftest.py).
+RECORDED := tests/test_cassettes.py tests/test_langchain_standard.py tests/test_llama_index.py
+record: $(STAMP)
+	rm -rf cassettes/test_cassettes cassettes/test_langchain_standard cassettes/test_llama_index
+	$(BIN)/python -m pytest $(RECORDED) -k "cassette or Cassettes" --record-mode=once
 
 # Every distribution this repository builds, into dist/: mixlayer-embeddings (wheel, sdist) and
 # the registries' names, langchain-mixlayer and llama-index-embeddings-mixlayer (metadata only:

@@ -58,7 +58,8 @@ MAX_BATCH_SIZE = 2048
 #: Items per request when a call is split. Measured in benchmarks/ (see README): full-size
 #: requests need the fewest round trips, and the service caps a request at 2048 items.
 DEFAULT_BATCH_SIZE = 2048
-#: Requests in flight at once, for one client (all its calls together). Measured in benchmarks/ (see README).
+#: Requests in flight at once, for one client (all its calls together). Measured in
+#: benchmarks/ (see README).
 DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 3
 #: A big batch on an 8B model can take a while to come back: be patient reading, quick connecting.

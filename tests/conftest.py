@@ -263,3 +263,28 @@ def cassette_target(request: pytest.FixtureRequest):
 
     with Emulator() as emulator:
         yield {"base_url": emulator.base_url, "api_key": emulator.api_key, "model": MODEL}
+
+
+# -- make test-fast --------------------------------------------------------------------------
+
+#: Test files left out of ``make test-fast`` (``-m "not slow"``): each builds or starts
+#: something big (fresh venvs, a Ray cluster, several readers over kills, a server per cell)
+#: or runs a long property search. Named here, once, so the inner loop stays under a minute.
+SLOW_FILES = frozenset(
+    {
+        "test_packaging.py",
+        "test_ray_data.py",
+        "test_bulk_properties.py",
+        "test_bulk_swap_readers.py",
+        "test_langchain_standard.py",
+        "test_inference_server.py",
+        "test_docs.py",
+        "test_demo.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)

@@ -538,7 +538,20 @@ def test_plain_http_to_a_remote_host_is_refused(url) -> None:
     ],
 )
 def test_plain_http_to_loopback_is_allowed(url) -> None:
-    MixlayerClient(api_key=KEY, model=MODEL, base_url=url).close()
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500)
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    with MixlayerClient(
+        api_key=KEY, model=MODEL, base_url=url, http_client=http, max_retries=0
+    ) as c, pytest.raises(APIStatusError):
+        c.embed("a")
+    # Sent, in clear, to that loopback address, with the key: nothing refused it.
+    assert [str(r.url) for r in sent] == [url.rstrip("/") + "/embeddings"]
+    assert sent[0].headers["authorization"] == "Bearer [REDACTED]"  # blanked once it was sent
 
 
 def test_plain_http_opt_in(service) -> None:

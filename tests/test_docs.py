@@ -103,3 +103,27 @@ def test_every_client_setting_is_documented_where_a_user_reads_them() -> None:
     for name in ClientKwargs.__annotations__:
         assert f"``{name}``" in docstring, name
         assert f"`{name}`" in readme, name
+
+
+def _test_map() -> list[tuple[list[str], list[str]]]:
+    text = (ROOT / "tests" / "README.md").read_text()
+    rows = []
+    for row in text[text.index("| module | tests |") :].splitlines()[2:]:
+        if not row.startswith("|"):
+            break
+        modules, tests = row.split("|")[1:3]
+        rows.append((re.findall(r"`([^`]+)`", modules), re.findall(r"`([^`]+)`", tests)))
+    return rows
+
+
+def test_the_tests_map_names_every_module_and_every_test_file() -> None:
+    core = ROOT / "mixlayer_embeddings"
+    folders = [p for p in core.iterdir() if p.is_dir() and p.name != "__pycache__"]
+    modules = {p.stem for p in core.glob("*.py")} | {f"{p.name}/" for p in folders}
+    rows = _test_map()
+    mapped = {name for names, _ in rows for name in names}
+    named_tests = {name for _, tests in rows for name in tests}
+    on_disk = {p.name for p in (ROOT / "tests").glob("test_*.py")}
+    assert sorted(modules - mapped) == []  # a module with no row
+    assert sorted(on_disk - named_tests) == []  # a test file nobody can find from a module
+    assert sorted(named_tests - on_disk) == []  # a test file that is gone

@@ -117,3 +117,55 @@ def test_a_client_and_an_adapter_call_their_usage_by_one_name(mixlayer_emulator)
     assert client.usage.requests == 1
     with pytest.warns(DeprecationWarning, match=r"client\.usage"):
         assert client.counters is client.usage  # type: ignore[attr-defined]
+
+
+def test_core_public_surface_is_exactly_this() -> None:
+    assert len(mixlayer_embeddings.__all__) == len(set(mixlayer_embeddings.__all__))
+    assert set(mixlayer_embeddings.__all__) == {
+        "API_KEY_ENV",
+        "BASE_URL_ENV",
+        "DEFAULT_BASE_URL",
+        "DEFAULT_BATCH_SIZE",
+        "DEFAULT_MAX_CONCURRENCY",
+        "DEFAULT_MAX_RETRIES",
+        "DEFAULT_MAX_TOKENS_PER_REQUEST",
+        "DEFAULT_TIMEOUT",
+        "MAX_BATCH_SIZE",
+        "MODEL_ENV",
+        "PROXY_ENV",
+        "APIConnectionError",
+        "APIError",
+        "APIStatusError",
+        "APITimeoutError",
+        "AsyncMixlayerClient",
+        "AuthenticationError",
+        "BadRequestError",
+        "ConfigurationError",
+        "EmbedOptions",
+        "EmbeddedBatch",
+        "EmbeddingArray",
+        "EmbeddingResponse",
+        "FailedRange",
+        "InputRejectedError",
+        "InsecureTransportError",
+        "InternalServerError",
+        "InvalidInputError",
+        "InvalidParameterError",
+        "InvalidRequestError",
+        "MixlayerClient",
+        "MixlayerError",
+        "NotFoundError",
+        "PartialResult",
+        "PermissionDeniedError",
+        "RateLimitError",
+        "RatePacer",
+        "ResponseValidationError",
+        "Usage",
+        "UsageTracker",
+        "track_usage",
+        "__version__",
+    }
+    for name in mixlayer_embeddings.__all__:
+        assert getattr(mixlayer_embeddings, name) is not None, name
+    for name in mixlayer_embeddings.typing.__all__:
+        assert name not in vars(mixlayer_embeddings), name  # one home each

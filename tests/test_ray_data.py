@@ -119,7 +119,9 @@ def test_every_actor_of_a_job_books_in_the_shared_budget(cluster) -> None:
     bookings = ray.get(budget.bookings.remote())
     served = cluster.state.stats()["requests"] - served_before
     assert sum(bookings.values()) == served  # every request of every actor was booked...
-    assert bookings and all(bookings), bookings  # ...by the actors themselves, not the driver
+    # ...by both actors themselves (two callers, each with bookings), not by the driver.
+    assert len(bookings) == 2 and all(count > 0 for count in bookings.values()), bookings
+    assert "" not in bookings
 
 
 def test_an_unknown_or_key_argument_is_refused_before_any_actor_starts(cluster) -> None:

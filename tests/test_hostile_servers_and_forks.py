@@ -184,7 +184,15 @@ def test_the_key_never_crosses_a_plain_http_proxy_in_clear(
 
 def test_an_https_base_url_through_a_plain_http_proxy_is_a_tunnel_and_allowed(monkeypatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
-    MixlayerClient(api_key=KEY, model=MODEL).close()
+    with MixlayerClient(api_key=KEY, model=MODEL) as client:
+        # The requests go through that proxy, as a CONNECT tunnel (httpcore's HTTPProxy opens
+        # one for an https origin): allowed, since the proxy never sees the key.
+        url = client.base_url.join("embeddings")
+        transport = client._http._transport_for_url(url)
+        pool = transport._pool  # type: ignore[attr-defined]
+        assert type(pool).__name__ == "HTTPProxy"
+        assert (pool._proxy_url.host, pool._proxy_url.port) == (b"proxy.corp.example", 3128)
+        assert url.scheme == "https"
 
 
 class _Streamed(httpx.SyncByteStream, httpx.AsyncByteStream):
