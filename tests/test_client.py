@@ -545,9 +545,12 @@ def test_plain_http_to_loopback_is_allowed(url) -> None:
         return httpx.Response(500)
 
     http = httpx.Client(transport=httpx.MockTransport(answer))
-    with MixlayerClient(
-        api_key=KEY, model=MODEL, base_url=url, http_client=http, max_retries=0
-    ) as c, pytest.raises(APIStatusError):
+    with (
+        MixlayerClient(
+            api_key=KEY, model=MODEL, base_url=url, http_client=http, max_retries=0
+        ) as c,
+        pytest.raises(APIStatusError),
+    ):
         c.embed("a")
     # Sent, in clear, to that loopback address, with the key: nothing refused it.
     assert [str(r.url) for r in sent] == [url.rstrip("/") + "/embeddings"]
