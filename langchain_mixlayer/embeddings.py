@@ -105,6 +105,8 @@ class MixlayerEmbeddings(AdapterModel, SharedFields, Serializable, Embeddings):
         "openai_proxy": "proxy",
         "input_type": "document_input_type",
         "dimension": "dimensions",
+        "instruction": "query_instruction",
+        "query_prompt": "query_instruction",
     }
     _RENAMES: ClassVar[dict[str, str]] = {
         "extra_body": "model_kwargs",

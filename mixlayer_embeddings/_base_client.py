@@ -227,7 +227,7 @@ class _BaseClient(Generic[HttpClientT]):
                 **limits,
             )
         normalized = normalize_input(input)
-        items = normalized.items
+        items = [options._prepare(index, item) for index, item in enumerate(normalized.items)]
         # A call's repeated items are sent once, whichever batches they would fall in.
         copies = Copies.of(items) if self._config.dedupe and len(items) > 1 else None
         if copies is not None:
@@ -258,9 +258,19 @@ class _BaseClient(Generic[HttpClientT]):
             if after_fork is not None:
                 after_fork()
 
-    def _stream_sizing(self) -> tuple[int, Callable[[Any], int]]:
-        """A stream's batches: at most the request budget of estimated tokens."""
-        return self._capacity.request_budget(), self._estimator.estimate
+    def _stream_sizing(
+        self, options: EmbedOptions
+    ) -> tuple[int, Callable[[Any], int], Callable[[int, Any], Any]]:
+        """A stream's batches: at most the request budget of estimated tokens (an instruction
+        counted in each item's estimate), and each item as it is sent."""
+        estimate = self._estimator.estimate
+        if options.instruction is not None:
+            overhead = estimate(options._prepare(0, ""))
+
+            def estimate(item: Any) -> int:
+                return self._estimator.estimate(item) + overhead
+
+        return self._capacity.request_budget(), estimate, options._prepare
 
     def _flow(self, plan: Plan, batch: Batch) -> Flow:
         return batch_flow(self._flow_context, plan, batch)

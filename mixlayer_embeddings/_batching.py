@@ -183,17 +183,20 @@ TICK = Batch(-1, [], 0)
 
 class Chunker:
     """Cuts a stream of texts into validated batches of at most ``batch_size`` items and
-    ``budget`` estimated tokens (``estimate`` per item), numbering them."""
+    ``budget`` estimated tokens (``estimate`` per item), numbering them; ``prepare`` (input
+    index, item) gives each validated item as it is sent (an instructed query)."""
 
     def __init__(
         self,
         batch_size: int,
         budget: int | None = None,
         estimate: Callable[[Any], int] | None = None,
+        prepare: Callable[[int, Any], Any] | None = None,
     ) -> None:
         self._batch_size = batch_size
         self._budget = budget
         self._estimate = estimate
+        self._prepare = prepare
         self._chunk: list[Any] = []
         self._tokens = 0
         self._start = 0
@@ -233,7 +236,10 @@ class Chunker:
             normalized = normalize_input(self._chunk)
         except InvalidInputError as exc:
             raise exc.shifted(self._start) from None
-        batch = Batch(self._start, normalized.items, self._tokens)
+        items = normalized.items
+        if self._prepare is not None:
+            items = [self._prepare(self._start + i, item) for i, item in enumerate(items)]
+        batch = Batch(self._start, items, self._tokens)
         self._start += len(self._chunk)
         self._chunk = []
         self._tokens = 0
@@ -245,9 +251,10 @@ def stream_batches(
     batch_size: int,
     budget: int | None = None,
     estimate: Callable[[Any], int] | None = None,
+    prepare: Callable[[int, Any], Any] | None = None,
 ) -> Iterator[Batch]:
     """A stream of texts as batches, read one batch ahead of what is sent."""
-    chunker = Chunker(batch_size, budget, estimate)
+    chunker = Chunker(batch_size, budget, estimate, prepare)
     for text in texts:
         yield from chunker.take(text)
     last = chunker.flush()
@@ -260,13 +267,14 @@ async def astream_batches(
     batch_size: int,
     budget: int | None = None,
     estimate: Callable[[Any], int] | None = None,
+    prepare: Callable[[int, Any], Any] | None = None,
 ) -> AsyncIterator[Batch]:
     """``stream_batches`` for the async client: ``texts`` may also be an async iterable."""
     if not isinstance(texts, AsyncIterable):
-        for ready in stream_batches(texts, batch_size, budget, estimate):
+        for ready in stream_batches(texts, batch_size, budget, estimate, prepare):
             yield ready
         return
-    chunker = Chunker(batch_size, budget, estimate)
+    chunker = Chunker(batch_size, budget, estimate, prepare)
     async for text in texts:
         for ready in chunker.take(text):
             yield ready

@@ -200,9 +200,10 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         batch's first input index). ``skip_rejected=True``: items the service refuses as
         invalid do not stop the stream; their batch is yielded with ``rejected`` naming them.
         """
+        options = self._options(options_kw, "iter_embed")
         plan = self._plan(
             [],
-            self._options(options_kw, "iter_embed"),
+            options,
             model,
             raw=as_array,
             lazy=True,
@@ -211,7 +212,7 @@ class MixlayerClient(_BaseClient[httpx.Client]):
         stop = threading.Event()
         outcomes = thread_outcomes(
             lambda batch: self._drive(self._flow(plan, batch), stop),
-            stream_batches(texts, self.batch_size, *self._stream_sizing()),
+            stream_batches(texts, self.batch_size, *self._stream_sizing(options)),
             window=self.max_concurrency,
             ordered=True,
         )
@@ -385,16 +386,19 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
     ) -> AsyncIterator[EmbeddedBatch[Any]]:
         """``MixlayerClient.iter_embed`` as an async iterator; ``texts`` may also be an async
         iterable."""
+        options = self._options(options_kw, "iter_embed")
         plan = self._plan(
             [],
-            self._options(options_kw, "iter_embed"),
+            options,
             model,
             raw=as_array,
             lazy=True,
             deadline=deadline,
         )
         outcomes = await self._pipeline(
-            plan, astream_batches(texts, self.batch_size, *self._stream_sizing()), ordered=True
+            plan,
+            astream_batches(texts, self.batch_size, *self._stream_sizing(options)),
+            ordered=True,
         )
         try:
             async for batch, outcome in outcomes:

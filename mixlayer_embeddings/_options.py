@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 
 from ._config import ModelSpec
 from ._exceptions import InvalidParameterError
+from ._instruction import check_instruction, instruct_item
 from ._keywords import unexpected_keyword
 from ._validation import validate_options
 
@@ -35,6 +36,7 @@ RESERVED_BODY_KEYS = {
     "model": "model",
     "input": "the texts you pass",
     "input_type": "input_type (query_input_type / document_input_type in the adapters)",
+    "instruction": "instruction (query_instruction in the adapters)",
     "dimensions": "dimensions",
     "normalize": "normalize",
     "truncate": "truncate",
@@ -75,6 +77,7 @@ class OptionKwargs(TypedDict, total=False):
     the same names as ``EmbedOptions``, written once here instead of in every signature."""
 
     input_type: str | None
+    instruction: str | None
     dimensions: int | None
     normalize: bool | None
     truncate: bool | None
@@ -86,6 +89,9 @@ class EmbedOptions:
     """What one call asks of the service, besides the model and the input."""
 
     input_type: str | None = None
+    #: A task instruction for queries: each text is sent as ``Instruct: {instruction}\nQuery:
+    #: {text}`` with ``input_type`` left out (``_instruction``); never for documents.
+    instruction: str | None = None
     dimensions: int | None = None
     normalize: bool | None = None
     truncate: bool | None = None
@@ -124,7 +130,19 @@ class EmbedOptions:
             input_type_param=names.get("input_type", "input_type"),
         )
         check_extra_body(self.extra_body, param=names.get("extra_body", "extra_body"))
+        check_instruction(
+            self.instruction,
+            self.input_type,
+            param=names.get("instruction", "instruction"),
+            input_type_param=names.get("input_type", "input_type"),
+        )
         return self
+
+    def _prepare(self, index: int, item: Any) -> Any:
+        """Item ``index`` as it is sent: instructed when the call has an instruction."""
+        if self.instruction is None:
+            return item
+        return instruct_item(self.instruction, index, item)
 
     def _body(self, model: str) -> dict[str, Any]:
         """The request body every batch of the call shares (``input`` is added per batch)."""
@@ -135,11 +153,17 @@ class EmbedOptions:
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
+        if self.instruction is not None:
+            # The instruction is the prompt: no model-specific one on top (the reference).
+            body.pop("input_type", None)
         return body
 
 
-#: The options a front end passes through by name (``input_type`` is chosen per method by the
-#: adapters; ``encoding_format`` is the core's own).
+#: The options a front end passes through by name (``input_type`` and ``instruction`` are
+#: chosen per method by the adapters, for queries or documents; ``encoding_format`` is the
+#: core's own).
 CALL_OPTION_NAMES = tuple(
-    f.name for f in fields(EmbedOptions) if f.name not in ("input_type", "encoding_format")
+    f.name
+    for f in fields(EmbedOptions)
+    if f.name not in ("input_type", "instruction", "encoding_format")
 )

@@ -35,6 +35,7 @@ from ._config import (
 )
 from ._exceptions import ConfigurationError
 from ._extras import require
+from ._instruction import bulk_input_type
 from ._keywords import unexpected_keyword
 from ._models import Usage
 from ._options import EmbedOptions, OptionKwargs
@@ -226,8 +227,12 @@ class MixlayerEmbedder:
         self.error_column = error_column
         self.id_columns = tuple(id_columns)
         self.usage_tally = usage_tally
-        #: The per-call options of every batch: corpus text goes as "document" unless told.
-        self.options: OptionKwargs = {"input_type": "document", **options}  # type: ignore[typeddict-item]
+        #: The per-call options of every batch: corpus text goes as "document" unless told
+        #: (texts given an instruction, as queries).
+        self.options: OptionKwargs = {
+            "input_type": bulk_input_type(options.get("instruction")),
+            **options,  # type: ignore[typeddict-item]
+        }
         if rate_budget is not None:
             client_settings["pacer"] = _RemotePacer(rate_budget)
         # Model and URL as everywhere else: the argument, else the worker's environment, else
@@ -348,7 +353,7 @@ def _check_on_driver(
         {k: v for k, v in embedder_options.items() if k not in _EMBEDDER_OWN}
     )
     model = client.get("model") or _worker_environment(MODEL_ENV)
-    call = EmbedOptions(**{"input_type": "document", **options})
+    call = EmbedOptions(**{"input_type": bulk_input_type(options.get("instruction")), **options})
     call._validate(lookup_model(model) if isinstance(model, str) else None)
     check_client_config(ClientConfig(**client))
     schema = ds.schema(fetch_if_missing=False)

@@ -8,7 +8,7 @@ import pytest
 
 ray = pytest.importorskip("ray")  # the ray extra is part of the dev install: CI runs these
 
-from mixlayer_embeddings import MixlayerClient  # noqa: E402
+from mixlayer_embeddings import InvalidParameterError, MixlayerClient  # noqa: E402
 from mixlayer_embeddings.emulator import Emulator  # noqa: E402
 from mixlayer_embeddings.ray_data import (  # noqa: E402
     MixlayerEmbedder,
@@ -153,6 +153,18 @@ def test_every_option_and_setting_reaches_the_actor(cluster) -> None:
         "input_type": "query",
         "user": "ray",
     }
+
+
+def test_an_instruction_makes_every_row_a_query_and_is_refused_for_documents(cluster) -> None:
+    task = "Given a question, retrieve the passage that answers it"
+    with pytest.raises(InvalidParameterError, match="instruction is for queries"):
+        embed_dataset(dataset(["a"]), instruction=task, input_type="document")
+    cluster.state.reset()
+    rows = embed_dataset(dataset(["a", "b"]), concurrency=1, instruction=task).take_all()
+    assert len(rows) == 2
+    body = cluster.state.last_body
+    assert body["input"] == [f"Instruct: {task}\nQuery:a", f"Instruct: {task}\nQuery:b"]
+    assert "input_type" not in body
 
 
 @pytest.fixture

@@ -94,15 +94,13 @@ class AdapterClients:
         client = self.sync_client(s.client)
         with self._counted(), progress_bar(len(checked), show_progress) as on_progress:
             return client.embed_with_options(
-                checked, s.options_for(s.document_input_type), on_progress=on_progress
+                checked, s.document_options(), on_progress=on_progress
             ).embeddings
 
     def embed_query(self, s: AdapterSettings, text: str) -> list[float]:
         client = self.sync_client(s.client)
         with self._counted():
-            return client.embed_with_options(
-                check_text(text), s.options_for(s.query_input_type)
-            ).embeddings[0]
+            return client.embed_with_options(check_text(text), s.query_options()).embeddings[0]
 
     async def aembed_documents(
         self, s: AdapterSettings, texts: Sequence[str], *, show_progress: bool = False
@@ -113,16 +111,14 @@ class AdapterClients:
         client = self.async_client(s.client)
         with self._counted(), progress_bar(len(checked), show_progress) as on_progress:
             response = await client.embed_with_options(
-                checked, s.options_for(s.document_input_type), on_progress=on_progress
+                checked, s.document_options(), on_progress=on_progress
             )
         return response.embeddings
 
     async def aembed_query(self, s: AdapterSettings, text: str) -> list[float]:
         client = self.async_client(s.client)
         with self._counted():
-            response = await client.embed_with_options(
-                check_text(text), s.options_for(s.query_input_type)
-            )
+            response = await client.embed_with_options(check_text(text), s.query_options())
         return response.embeddings[0]
 
     # -- lifecycle -----------------------------------------------------------------------------

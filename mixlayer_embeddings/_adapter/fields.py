@@ -40,6 +40,12 @@ class SharedFields(BaseModel):
     document_input_type: str | None = Field(
         default="document", description="input_type sent with documents; None omits it."
     )
+    query_instruction: str | None = Field(
+        default=None,
+        description="A task instruction for queries (Qwen3's 'Instruct: {task}\\nQuery:{query}'"
+        ", sent with input_type left out); documents are never instructed. None: no "
+        "instruction.",
+    )
     normalize: bool | None = Field(
         default=None,
         description="Ask the service for normalized vectors; None leaves it to the service.",

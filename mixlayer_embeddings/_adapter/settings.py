@@ -22,7 +22,12 @@ __all__ = ["ADAPTER_NAMES", "AdapterSettings", "ClientRecipe"]
 _CLIENT_FIELDS = tuple(f.name for f in fields(ClientConfig) if f.name not in ("pacer", "clock"))
 #: The per-call options an adapter exposes as fields, in the core's spelling: every option but
 #: input_type, which it has twice, one for queries and one for documents.
-_OPTION_FIELDS = (*CALL_OPTION_NAMES, "query_input_type", "document_input_type")
+_OPTION_FIELDS = (
+    *CALL_OPTION_NAMES,
+    "query_input_type",
+    "document_input_type",
+    "query_instruction",
+)
 #: The adapter's own http clients, in the core's spelling.
 _HTTP_FIELDS = ("http_client", "async_http_client")
 #: Every core name an adapter maps a field to (its rename table may respell any of them).
@@ -65,10 +70,12 @@ class AdapterSettings:
     """An adapter's fields, in the core's spelling (each adapter maps its own names here)."""
 
     client: ClientRecipe
-    #: Every per-call option but ``input_type``, by its core name.
+    #: Every per-call option but ``input_type`` and ``instruction``, by its core name.
     options: Mapping[str, Any] = field(default_factory=dict)
     query_input_type: str | None = "query"
     document_input_type: str | None = "document"
+    #: The task instruction of queries (``_instruction``); documents never have one.
+    query_instruction: str | None = None
     #: The adapter's names for the core's, where they differ (its rename table).
     renames: Mapping[str, str] = field(default_factory=dict)
 
@@ -78,7 +85,10 @@ class AdapterSettings:
         name -> the adapter's field name)."""
 
         def get(name: str) -> Any:
-            value = _plain(getattr(model, renames.get(name, name)))
+            value = getattr(model, renames.get(name, name))
+            if name == "query_instruction":
+                return value  # a blank one is refused, not read as "none"
+            value = _plain(value)
             if name == "proxy" and value is None:
                 # As the key: a proxy left out of a serialized form comes from the environment.
                 return environment_value(PROXY_ENV)
@@ -92,6 +102,7 @@ class AdapterSettings:
             options={name: get(name) for name in CALL_OPTION_NAMES},
             query_input_type=get("query_input_type"),
             document_input_type=get("document_input_type"),
+            query_instruction=get("query_instruction"),
             renames=renames,
         )
 
@@ -119,11 +130,25 @@ class AdapterSettings:
             )
         to_timeout(c.timeout)
         check_default_headers(c.default_headers)
-        for param in ("query_input_type", "document_input_type"):
-            self.options_for(getattr(self, param))._validate(
+        for options, input_type in (
+            (self.query_options(), "query_input_type"),
+            (self.document_options(), "document_input_type"),
+        ):
+            options._validate(
                 resolved.spec,
-                {"input_type": self._name(param), "extra_body": self._name("extra_body")},
+                {
+                    "input_type": self._name(input_type),
+                    "instruction": self._name("query_instruction"),
+                    "extra_body": self._name("extra_body"),
+                },
             )
 
-    def options_for(self, input_type: str | None) -> EmbedOptions:
-        return EmbedOptions(input_type=input_type, **self.options)
+    def query_options(self) -> EmbedOptions:
+        """A question's options: ``query_input_type``, and the instruction if there is one."""
+        return EmbedOptions(
+            input_type=self.query_input_type, instruction=self.query_instruction, **self.options
+        )
+
+    def document_options(self) -> EmbedOptions:
+        """A corpus text's options: ``document_input_type``, never an instruction."""
+        return EmbedOptions(input_type=self.document_input_type, **self.options)

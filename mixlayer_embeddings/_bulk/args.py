@@ -21,9 +21,10 @@ from .._config import (
     ClientConfig,
     to_timeout,
 )
+from .._instruction import bulk_input_type
 from .._options import CALL_OPTION_NAMES
 
-__all__ = ["CLI_NAMES", "call_options", "client_config", "parser"]
+__all__ = ["CLI_NAMES", "call_options", "client_config", "input_type_of", "parser"]
 
 #: The core's parameter names, as this command spells them in messages.
 CLI_NAMES = {
@@ -74,8 +75,16 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--input-type",
         choices=("document", "query", "none"),
-        default="document",
-        help="input_type sent with every text (none: omit it)",
+        default=None,
+        help="input_type sent with every text (none: omit it; default: document, or query "
+        "with --instruction)",
+    )
+    parser.add_argument(
+        "--instruction",
+        default=None,
+        metavar="TASK",
+        help="a task instruction: every text is embedded as a query, "
+        "'Instruct: TASK\\nQuery:TEXT' (Qwen3's format), for query logs and question sets",
     )
     parser.add_argument(
         "--normalize", action=argparse.BooleanOptionalAction, default=None, help="normalize"
@@ -152,6 +161,12 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def input_type_of(args: argparse.Namespace) -> str:
+    """``--input-type`` as given, else ``document`` (``query`` with ``--instruction``)."""
+    given: str | None = args.input_type
+    return given if given is not None else bulk_input_type(args.instruction)
 
 
 def call_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from typing import Any
 
 from .._config import API_KEY_ENV, BASE_URL_ENV, lookup_model
 from .._extras import require
+from .._instruction import check_instruction
 from .._validation import is_utf8
-from .args import CLI_NAMES, call_options, client_config, parser
+from .args import CLI_NAMES, call_options, client_config, input_type_of, parser
 from .ingest import Ingest, unchanged
 from .lifecycle import (
     State,
@@ -61,13 +62,15 @@ def _settings(args: argparse.Namespace, model: str, base_url: str, id_type: str)
         "model": model,
         "base_url": base_url,
         "dimensions": args.dimensions,
-        "input_type": args.input_type,
+        "input_type": input_type_of(args),
         "text_field": args.text_field,
         "id_field": args.id_field,
         "id_type": id_type,
         "format": args.format,
     }
     settings.update({k: v for k, v in call_options(args).items() if v is not None})
+    if args.instruction is not None:
+        settings["instruction"] = args.instruction
     return settings
 
 
@@ -189,13 +192,14 @@ def _ingest(
         written.finish(read)
 
     started = time.perf_counter()
-    input_type = None if args.input_type == "none" else args.input_type
+    input_type = None if input_type_of(args) == "none" else input_type_of(args)
     client_settings = {f.name: getattr(config, f.name) for f in fields(config)}
     with MixlayerClient(**client_settings) as client:
         try:
             stream = client.iter_embed(
                 ingest.texts(rows()),
                 input_type=input_type,
+                instruction=args.instruction,
                 **call_options(args),
                 as_array=True,
                 skip_rejected=not args.fail_fast,
@@ -322,6 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = client_config(args)
         config.resolve(CLI_NAMES)
         MixlayerClient(**{f.name: getattr(config, f.name) for f in fields(config)}).close()
+        check_instruction(
+            args.instruction,
+            input_type_of(args),
+            param="--instruction",
+            input_type_param="--input-type",
+        )
     except ValueError as exc:  # ConfigurationError, InvalidParameterError, a bad --timeout
         hint = (
             f" (and {BASE_URL_ENV} to use a local emulator: mixlayer-emulator prints the lines "

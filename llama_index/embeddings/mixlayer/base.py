@@ -104,6 +104,8 @@ class MixlayerEmbedding(AdapterModel, SharedFields, BaseEmbedding):
         "http_async_client": "async_http_client",
         "input_type": "document_input_type",
         "dimension": "dimensions",
+        "instruction": "query_instruction",
+        "query_prompt": "query_instruction",
     }
     _RENAMES: ClassVar[dict[str, str]] = {
         "model": "model_name",
