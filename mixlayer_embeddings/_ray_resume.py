@@ -14,6 +14,9 @@ from typing import Any
 import pyarrow as pa
 import ray
 
+from ._fingerprint import fingerprint, vector_recipe
+from ._options import EmbedOptions
+
 __all__ = ["PROVENANCE", "provenance", "without_written_rows"]
 
 
@@ -22,13 +25,17 @@ PROVENANCE = b"mixlayer.provenance"
 
 
 def provenance(model: str, options: Any, text_column: str) -> dict[str, Any]:
-    """What makes a vector differ: the model, the per-call options, the text column."""
-    return {
+    """What makes a vector differ: the model, the per-call options, the text column; and
+    their ``fingerprint`` (``_fingerprint``), the same as an adapter's made the same way."""
+    made_with = {
         "model": model,
         "text_column": text_column,
         **{k: v for k, v in dict(options).items() if k != "extra_body"},
         "extra_body": dict(options).get("extra_body") or {},
     }
+    if isinstance(model, str) and model:  # the driver may not know the workers' model
+        made_with["fingerprint"] = fingerprint(vector_recipe(model, EmbedOptions(**options)))
+    return made_with
 
 
 def without_written_rows(
@@ -101,8 +108,11 @@ def _check_written_with(
     if saved is None:
         return  # written before vectors carried their provenance: the ids alone are checked
     before = json.loads(saved)
+    # The fingerprint is derived from the rest (and absent from an older job's output).
     changed = sorted(
-        k for k in {*before, *made_with} if before.get(k) != made_with.get(k) and made_with.get(k)
+        k
+        for k in {*before, *made_with} - {"fingerprint"}
+        if before.get(k) != made_with.get(k) and made_with.get(k)
     )
     if changed:
         shown = ", ".join(

@@ -365,7 +365,7 @@ def _check_on_driver(
                     f"the dataset has no column {column!r}; its columns are: "
                     + ", ".join(repr(n) for n in names)
                 )
-    return provenance(model or "", {"input_type": "document", **options}, text_column)
+    return provenance(model or "", {"input_type": call.input_type, **options}, text_column)
 
 
 def _check_key_reaches_workers(api_key_env: str) -> None:

@@ -217,6 +217,15 @@ class AdapterModel:
         return self._core.usage
 
     @property
+    def fingerprint(self) -> str:
+        """What makes this object's vectors, as a short name (``mixlayer-`` and 24 hex
+        digits): the model, dimensions, both input types, the query instruction, normalize,
+        truncate and the extra request fields. Any change to them changes it; use it as a
+        cache's namespace (LangChain's ``CacheBackedEmbeddings``) or collection (LlamaIndex's
+        ``IngestionCache``) so a cache never serves a vector made another way."""
+        return self._settings().fingerprint()
+
+    @property
     def last_usage(self) -> UsageTracker:
         """The same counts for the last call to finish."""
         return self._core.last_usage

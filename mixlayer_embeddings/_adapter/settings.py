@@ -12,6 +12,7 @@ import httpx
 from .._client import AsyncMixlayerClient, MixlayerClient
 from .._config import PROXY_ENV, ClientConfig, Secret, environment_value, to_timeout
 from .._exceptions import InvalidParameterError
+from .._fingerprint import fingerprint, vector_recipe
 from .._options import CALL_OPTION_NAMES, EmbedOptions
 from .._validation import check_client_config, check_default_headers
 
@@ -142,6 +143,16 @@ class AdapterSettings:
                     "extra_body": self._name("extra_body"),
                 },
             )
+
+    def fingerprint(self) -> str:
+        """What makes the vectors of both kinds of call (``_fingerprint``)."""
+        model = self.client.config.resolve(names=self.renames).model
+        return fingerprint(
+            {
+                "documents": vector_recipe(model, self.document_options()),
+                "queries": vector_recipe(model, self.query_options()),
+            }
+        )
 
     def query_options(self) -> EmbedOptions:
         """A question's options: ``query_input_type``, and the instruction if there is one."""

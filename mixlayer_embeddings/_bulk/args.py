@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,18 @@ from .._config import (
     ClientConfig,
     to_timeout,
 )
+from .._fingerprint import fingerprint, vector_recipe
 from .._instruction import bulk_input_type
-from .._options import CALL_OPTION_NAMES
+from .._options import CALL_OPTION_NAMES, EmbedOptions
 
-__all__ = ["CLI_NAMES", "call_options", "client_config", "input_type_of", "parser"]
+__all__ = [
+    "CLI_NAMES",
+    "call_options",
+    "client_config",
+    "input_type_of",
+    "parser",
+    "settings_fingerprint",
+]
 
 #: The core's parameter names, as this command spells them in messages.
 CLI_NAMES = {
@@ -167,6 +176,20 @@ def input_type_of(args: argparse.Namespace) -> str:
     """``--input-type`` as given, else ``document`` (``query`` with ``--instruction``)."""
     given: str | None = args.input_type
     return given if given is not None else bulk_input_type(args.instruction)
+
+
+def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+    """The fingerprint (``_fingerprint``) of a run's vectors, from its manifest's settings:
+    the same as an adapter's made the same way."""
+    input_type = settings.get("input_type")
+    options = EmbedOptions(
+        input_type=None if input_type == "none" else input_type,
+        instruction=settings.get("instruction"),
+        dimensions=settings.get("dimensions"),
+        normalize=settings.get("normalize"),
+        truncate=settings.get("truncate"),
+    )
+    return fingerprint(vector_recipe(settings["model"], options))
 
 
 def call_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from .._config import API_KEY_ENV, BASE_URL_ENV, lookup_model
 from .._extras import require
 from .._instruction import check_instruction
 from .._validation import is_utf8
-from .args import CLI_NAMES, call_options, client_config, input_type_of, parser
+from .args import (
+    CLI_NAMES,
+    call_options,
+    client_config,
+    input_type_of,
+    parser,
+    settings_fingerprint,
+)
 from .ingest import Ingest, unchanged
 from .lifecycle import (
     State,
@@ -250,6 +257,8 @@ def _ingest(
     manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["completed"] = summary
+    # What made its vectors (a manifest of an earlier version has none until now).
+    manifest["fingerprint"] = settings_fingerprint(manifest["settings"])
     # An update's output is the generation after the one it updates (``swap``).
     manifest["generation"] = (
         earlier.generation + 1 if earlier is not None else manifest.get("generation", 1)

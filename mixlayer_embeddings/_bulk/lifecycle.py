@@ -16,6 +16,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from .args import settings_fingerprint
 from .parts import (
     EXIT_MISMATCH,
     FORMAT_VERSION,
@@ -221,6 +222,7 @@ def prepare(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> li
             "version": FORMAT_VERSION,
             "input": {"path": str(args.input.resolve()), "size": args.input.stat().st_size},
             "settings": settings,
+            "fingerprint": settings_fingerprint(settings),
         }
         text = json.dumps(wanted, indent=2)
         write_atomically(out / MANIFEST, lambda f: f.write(text.encode("utf-8")))
