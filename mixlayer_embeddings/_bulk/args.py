@@ -62,6 +62,18 @@ def parser() -> argparse.ArgumentParser:
             raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
         return value
 
+    def non_negative(text: str) -> float:
+        value = float(text)
+        if not 0 <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a number of 0 or more, got {text}")
+        return value
+
+    def positive_rate(text: str) -> float:
+        value = float(text)
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text}")
+        return value
+
     parser = argparse.ArgumentParser(
         prog="mixlayer-embed",
         description="Embed a file of texts with Mixlayer, resumably. "
@@ -169,6 +181,26 @@ def parser() -> argparse.ArgumentParser:
         "--fail-fast", action="store_true", help="stop at the first rejected row (exit 1)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="send nothing (no key needed): read the input as a run would and estimate its "
+        "rows, rejects, tokens, requests, output size, cost and time (JSON on stdout)",
+    )
+    parser.add_argument(
+        "--price-per-million-tokens",
+        type=non_negative,
+        default=None,
+        metavar="PRICE",
+        help="with --plan: the cost of the estimated tokens at this price",
+    )
+    parser.add_argument(
+        "--tokens-per-second",
+        type=positive_rate,
+        default=None,
+        metavar="RATE",
+        help="with --plan: the service's rate (default: about 30,000, one accelerator)",
+    )
     return parser
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import sys
 import time
@@ -16,7 +17,8 @@ from typing import Any
 
 from .._config import API_KEY_ENV, BASE_URL_ENV, lookup_model
 from .._extras import require
-from .._instruction import check_instruction
+from .._instruction import check_instruction, instructed
+from .._tokens import PlannedTally
 from .._validation import is_utf8
 from .args import (
     CLI_NAMES,
@@ -199,12 +201,16 @@ def _ingest(
         written.finish(read)
 
     started = time.perf_counter()
+    # The plan's estimate of what this run sends, beside what the service bills.
+    tally = PlannedTally(
+        None if args.instruction is None else functools.partial(instructed, args.instruction)
+    )
     input_type = None if input_type_of(args) == "none" else input_type_of(args)
     client_settings = {f.name: getattr(config, f.name) for f in fields(config)}
     with MixlayerClient(**client_settings) as client:
         try:
             stream = client.iter_embed(
-                ingest.texts(rows()),
+                tally.count(ingest.texts(rows())),
                 input_type=input_type,
                 instruction=args.instruction,
                 **call_options(args),
@@ -239,6 +245,7 @@ def _ingest(
         "retries": counters.retries,
         "rate_limited": counters.rate_limited,
         "tokens": counts.tokens,
+        "estimated_tokens": tally.total,
         "seconds": round(seconds, 2),
         "texts_per_second": round(counts.embedded / seconds) if seconds else 0,
         "resumed_at_row": start_row,
@@ -268,7 +275,7 @@ def _ingest(
     print(
         f"mixlayer-embed: {summary['rows']} rows in {args.output} ({size / 1e6:.1f} MB); this run: "
         f"{counts.embedded} embedded, {counters.requests} requests, {counters.retries} retries, "
-        f"{counts.tokens} tokens, {seconds:.1f} s"
+        f"{counts.tokens} tokens (--plan estimates {tally.total}), {seconds:.1f} s"
         + (f"; resumed at row {start_row}" if start_row else "")
         + note
         + (f"; {_count(len(all_rejects), 'rejected row')} in {REJECTS}" if all_rejects else ""),
@@ -279,6 +286,27 @@ def _ingest(
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """``--plan``: nothing sent, no key needed, the output folder only read."""
+    from .plan import plan_run, print_plan
+
+    try:
+        check_instruction(
+            args.instruction, input_type_of(args), param="--instruction",
+            input_type_param="--input-type",
+        )  # fmt: skip
+        if not args.input.is_file():
+            raise Refused(f"{args.input}: no such file", 2)
+        print_plan(plan_run(args), args)
+    except ValueError as exc:
+        print(f"mixlayer-embed: {exc}", file=sys.stderr)
+        return 2
+    except Refused as refusal:
+        print(f"mixlayer-embed: {refusal}", file=sys.stderr)
+        return refusal.code
+    return EXIT_OK
 
 
 def _rows_written(args: argparse.Namespace) -> str:
@@ -327,6 +355,8 @@ def _progress(args: argparse.Namespace, start_row: int) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.plan:
+        return _plan(args)
     try:
         # Every setting checked before the output folder is touched: a bad one is exit 2,
         # and leaves nothing behind.

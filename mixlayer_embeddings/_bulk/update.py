@@ -90,6 +90,25 @@ class EarlierOutput:
             row += len(array)
         self._vectors = vectors
 
+    def read_index(self) -> dict[Any, str]:
+        """Each earlier id's text hash, read without a vector (what ``--update --plan``
+        needs to know what an update would send)."""
+        index: dict[Any, str] = {}
+        for part in self.parts:
+            part_keys = part.sidecar()["text_keys"]
+            if part_keys:
+                index.update(zip(self._read_ids(part), part_keys, strict=True))
+        return index
+
+    def _read_ids(self, part: Part) -> list[Any]:
+        if self.format == "npy":
+            companion = part.path.with_name(part.path.name.replace(".npy", ".ids.json"))
+            ids: list[Any] = json.loads(companion.read_text())
+            return ids
+        (pq,) = require("bulk", "pyarrow.parquet", feature="Parquet output")
+        column: list[Any] = pq.read_table(part.path, columns=["id"]).column("id").to_pylist()
+        return column
+
     def _read_part(self, part: Part) -> tuple[list[Any], Any]:
         np = require("bulk", "numpy", feature="mixlayer-embed")[0]
         if self.format == "npy":
