@@ -46,7 +46,20 @@ CLIENTS: dict[str, str] = {
     "langchain-openai-tuned": "OpenAIEmbeddings chunk_size=2048 (it has no concurrency setting)",
     "llamaindex-openai": "OpenAIEmbedding defaults: 100 texts a request, one at a time",
     "llamaindex-openai-tuned": "OpenAIEmbedding embed_batch_size=2048, num_workers=8, async",
+    # For --otel: ours with the OpenTelemetry API installed and no SDK (the default above, in
+    # a venv with the otel extra) against ours with the API not importable.
+    "ours-langchain-sync-without-otel": "MixlayerEmbeddings defaults, OpenTelemetry API not "
+    "importable",
+    "ours-langchain-async-without-otel": "MixlayerEmbeddings defaults, aembed_documents, "
+    "OpenTelemetry API not importable",
 }
+#: ``--otel``: the clients whose ratio is the cost of the API with no SDK behind it.
+OTEL_CLIENTS = (
+    "ours-langchain-sync",
+    "ours-langchain-sync-without-otel",
+    "ours-langchain-async",
+    "ours-langchain-async-without-otel",
+)
 
 
 def texts_for(n: int) -> list[str]:
@@ -165,6 +178,8 @@ RUNNERS: dict[str, Callable[[list[str], str, int], list[list[float]]]] = {
     "langchain-openai-tuned": lambda t, u, d: run_langchain_openai(t, u, d, True),
     "llamaindex-openai": run_llamaindex_openai,
     "llamaindex-openai-tuned": lambda t, u, d: run_llamaindex_openai(t, u, d, True),
+    "ours-langchain-sync-without-otel": lambda t, u, d: run_ours_langchain(t, u, d, False),
+    "ours-langchain-async-without-otel": lambda t, u, d: run_ours_langchain(t, u, d, True),
 }
 
 
@@ -179,6 +194,8 @@ IMPORTS = {
     "langchain-openai-tuned": ["langchain_openai"],
     "llamaindex-openai": ["llama_index.embeddings.openai"],
     "llamaindex-openai-tuned": ["llama_index.embeddings.openai"],
+    "ours-langchain-sync-without-otel": ["langchain_mixlayer"],
+    "ours-langchain-async-without-otel": ["langchain_mixlayer"],
 }
 
 
@@ -187,6 +204,8 @@ def child(name: str, n: int, dims: int, base_url: str) -> dict[str, Any]:
 
     import numpy as np
 
+    if name.endswith("-without-otel"):
+        sys.modules["opentelemetry"] = None  # type: ignore[assignment]  # as if not installed
     for module in IMPORTS[name]:
         importlib.import_module(module)
     texts = texts_for(n)
@@ -308,20 +327,27 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--dims", type=int, default=1024)
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--clients", default=",".join(c for c in CLIENTS if not c.endswith("-without-otel"))
+    )
     parser.add_argument("--scenarios", choices=("default", "all"), default="all")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child")
     parser.add_argument("--base-url")
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="measure the OpenTelemetry API's cost with no SDK (results/ingest-otel.json)",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.n, args.dims, args.base_url)))
         return 0
-    clients = args.clients.split(",")
+    clients = list(OTEL_CLIENTS) if args.otel else args.clients.split(",")
     if "floor" not in clients:
         clients.insert(0, "floor")
     runs = [(args.dims, args.latency_ms)]
-    if args.scenarios == "all":
+    if args.scenarios == "all" and not args.otel:
         runs += [(4096, args.latency_ms), (args.dims, 100.0)]
     scenarios = []
     ok = True
@@ -330,7 +356,7 @@ def main() -> int:
         scenarios.append({"n": args.n, "dims": dims, "latency_ms": latency, "results": results})
         print(json.dumps(scenarios[-1]), flush=True)
         ok &= all(r["correct"] for r in results)
-    save("ingest", {"repeat": args.repeat, "scenarios": scenarios})
+    save("ingest-otel" if args.otel else "ingest", {"repeat": args.repeat, "scenarios": scenarios})
     return 0 if ok else 1
 
 

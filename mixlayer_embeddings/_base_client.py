@@ -8,6 +8,7 @@ sleep and hand the answers back to the flows.
 
 from __future__ import annotations
 
+import functools
 import platform
 import warnings
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from ._fork import register_for_fork
 from ._options import EmbedOptions, OptionKwargs
 from ._pacing import Pacer, RatePacer
 from ._placement import VectorWidth
+from ._telemetry import start_call
 from ._tokens import TokenEstimator
 from ._usage import UsageTracker, active_trackers
 from ._validation import (
@@ -213,10 +215,15 @@ class _BaseClient(Generic[HttpClientT]):
         spec = self._resolved.spec if model is None else lookup_model(chosen_model)
         options._validate(spec)
         body = options._body(chosen_model)
+        # Opened once the call is valid (a call refused before any request has no span).
+        telemetry = functools.partial(
+            start_call, chosen_model, self._embeddings_url, options.dimensions
+        )
         if lazy:
             # A stream's batches may hold copies: each request sends its distinct items once.
             limits["dedupe"] = self._config.dedupe
             return Plan(
+                telemetry=telemetry(),
                 body=body,
                 batches=[],
                 single=False,
@@ -240,6 +247,7 @@ class _BaseClient(Generic[HttpClientT]):
         slices = plan_token_batches(tokens, self.batch_size, self._capacity.request_budget())
         batches = [Batch(a, items[a:b], sum(tokens[a:b])) for a, b in slices]
         return Plan(
+            telemetry=telemetry(),
             body=body,
             batches=batches,
             single=normalized.single,

@@ -14,6 +14,7 @@ from typing import Any
 
 from ._exceptions import InvalidInputError
 from ._placement import VectorWidth
+from ._telemetry import NO_TELEMETRY, CallTelemetry
 from ._tokens import TokenEstimator
 from ._validation import Item, normalize_input
 
@@ -81,6 +82,8 @@ class Plan:
     copies: list[int] | None = None
     #: The one width of every vector of the call (``dimensions``, else the first answer's).
     width: VectorWidth = field(default_factory=VectorWidth)
+    #: The call's span and metrics (``_telemetry``; a no-op without OpenTelemetry).
+    telemetry: CallTelemetry = NO_TELEMETRY
 
     def inputs_in(self, batch: Batch) -> int:
         """How many of the call's inputs ``batch`` answers (its items, counted with copies)."""

@@ -169,16 +169,17 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             ordered=False,
             inline=len(plan.batches) <= 1 or self.max_concurrency == 1,
         )
-        try:
-            for batch, outcome in outcomes:
-                if tally.record(batch, outcome):
-                    break
-                if on_progress is not None and isinstance(outcome, ParsedBatch):
-                    on_progress(plan.inputs_in(batch))
-        finally:
-            stop.set()  # the batches in flight send nothing more
-            outcomes.close()  # drops the batches not started
-        return tally.finish()
+        with plan.telemetry.observed():
+            try:
+                for batch, outcome in outcomes:
+                    if tally.record(batch, outcome):
+                        break
+                    if on_progress is not None and isinstance(outcome, ParsedBatch):
+                        on_progress(plan.inputs_in(batch))
+            finally:
+                stop.set()  # the batches in flight send nothing more
+                outcomes.close()  # drops the batches not started
+            return tally.finish()
 
     def iter_embed(
         self,
@@ -216,12 +217,13 @@ class MixlayerClient(_BaseClient[httpx.Client]):
             window=self.max_concurrency,
             ordered=True,
         )
-        try:
-            for batch, outcome in outcomes:
-                yield streamed_batch(plan, batch, outcome, skip_rejected)
-        finally:
-            stop.set()  # the consumer stopped, or a batch failed: nothing more is sent
-            outcomes.close()
+        with plan.telemetry.observed():
+            try:
+                for batch, outcome in outcomes:
+                    yield streamed_batch(plan, batch, outcome, skip_rejected)
+            finally:
+                stop.set()  # the consumer stopped, or a batch failed: nothing more is sent
+                outcomes.close()
 
     def _drive(self, flow: Flow, stop: threading.Event | None = None) -> ParsedBatch:
         """Run ``flow``: gate, send, read, hand the outcome back. ``stop``: set when the call
@@ -364,15 +366,16 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
     ) -> ListCollector | ArrayCollector:
         tally = CallTally(plan)
         outcomes = await self._pipeline(plan, aiter_batches(plan.batches), ordered=False)
-        try:
-            async for batch, outcome in outcomes:
-                if tally.record(batch, outcome):
-                    break
-                if on_progress is not None and isinstance(outcome, ParsedBatch):
-                    on_progress(plan.inputs_in(batch))
-        finally:
-            await outcomes.aclose()  # cancels the requests still in flight
-        return tally.finish()
+        with plan.telemetry.observed():
+            try:
+                async for batch, outcome in outcomes:
+                    if tally.record(batch, outcome):
+                        break
+                    if on_progress is not None and isinstance(outcome, ParsedBatch):
+                        on_progress(plan.inputs_in(batch))
+            finally:
+                await outcomes.aclose()  # cancels the requests still in flight
+            return tally.finish()
 
     async def iter_embed(
         self,
@@ -400,11 +403,12 @@ class AsyncMixlayerClient(_BaseClient[httpx.AsyncClient]):
             astream_batches(texts, self.batch_size, *self._stream_sizing(options)),
             ordered=True,
         )
-        try:
-            async for batch, outcome in outcomes:
-                yield streamed_batch(plan, batch, outcome, skip_rejected)
-        finally:
-            await outcomes.aclose()
+        with plan.telemetry.observed():
+            try:
+                async for batch, outcome in outcomes:
+                    yield streamed_batch(plan, batch, outcome, skip_rejected)
+            finally:
+                await outcomes.aclose()
 
     async def _pipeline(
         self, plan: Plan, batches: AsyncIterator[Batch], *, ordered: bool

@@ -268,12 +268,17 @@ def _bisect_flow(
     return culprits
 
 
-def _status_of(outcome: Outcome) -> object:
+def _http_status(outcome: Outcome) -> int | None:
     if isinstance(outcome, Answer):
         return outcome.response.status_code
     if isinstance(outcome, httpx.Response):
         return outcome.status_code
-    return type(outcome).__name__
+    return None
+
+
+def _status_of(outcome: Outcome) -> object:
+    status = _http_status(outcome)
+    return status if status is not None else type(outcome).__name__
 
 
 def _call_deadline_passed(plan: Plan, attempts: int, elapsed: float) -> APITimeoutError:
@@ -322,6 +327,8 @@ def _count(
 ) -> None:
     """What a request did, told once: to the client's usage and to every ``track_usage``
     block the call was made in."""
+    if usage is not None:
+        plan.telemetry.add_usage(usage.prompt_tokens)
     for tracker in (ctx.usage, *plan.trackers):
         tracker.add(
             usage,
@@ -379,6 +386,16 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
         _count(ctx, plan, requests=1, retries=int(sent_here > 1))
         # The request has been sent: blank the key so no exception or log can carry it.
         request.headers["Authorization"] = _REDACTED
+        status = _http_status(outcome)
+        plan.telemetry.attempt(
+            sent_at,
+            ctx.clock.now(),
+            items=len(batch),
+            resend_count=sent_here - 1,
+            batch_attempt=budget.attempts,
+            status=status,
+            error=None if status is not None else type(outcome).__name__,
+        )
         logger.debug(
             "POST %s -> %s (%d items, ~%d tokens%s, %.0f ms)",
             request.url,

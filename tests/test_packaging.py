@@ -84,6 +84,21 @@ def test_the_sdist_runs_its_own_tests(dist: Path, tmp_path: Path) -> None:
 
 EXTRAS = [None, "langchain", "llama-index"]
 
+NO_OTEL_CALL = """
+import sys, httpx
+from mixlayer_embeddings import MixlayerClient
+body = {"data": [], "model": "m", "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+def answer(request):
+    return httpx.Response(400, json={"error": {"message": "no", "code": "x"}})
+http = httpx.Client(transport=httpx.MockTransport(answer))
+client = MixlayerClient(api_key="k", model="qwen/qwen3-embedding-8b", http_client=http)
+try:
+    client.embed(["a"])
+except Exception:
+    pass
+assert not any(name.startswith("opentelemetry") for name in sys.modules), "imported"
+"""
+
 
 @pytest.fixture(scope="module")
 def venvs(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str | None, Path]:
@@ -109,6 +124,8 @@ def test_fresh_venv_with_one_extra(
     bin_dir = python.parent
 
     run(python, "-c", "import mixlayer_embeddings, sys; assert 'httpx' in sys.modules")
+    # Without the otel extra, a call imports nothing of OpenTelemetry (and costs nothing).
+    run(python, "-c", NO_OTEL_CALL)
     imports = {
         "langchain": "from langchain_mixlayer import MixlayerEmbeddings",
         "llama-index": "from llama_index.embeddings.mixlayer import MixlayerEmbedding",
