@@ -298,6 +298,111 @@ def plan() -> str:
     )
 
 
+def load_section() -> str:
+    data = load("load")
+    s = data["summary"]
+    growth = {k: s["rss_peak_mb"][k] - s["rss_before_mb"][k] for k in ("median", "min", "max")}
+    rows = [
+        ["wall, s", fmt(s["wall"])],
+        ["texts/s", fmt(s["texts_per_second"], 0)],
+        ["peak RSS, MB", fmt(s["rss_peak_mb"], 0)],
+        ["RSS growth over the output's size",
+         f"{growth['median'] / s['output_mb']['median']:.2f}x"],
+        ["sockets open inside the client", fmt(s["sockets_during"], 0)],
+        ["sockets, tasks left after; threads at exit",
+         f"{data['leaks']['sockets_left']}, {data['leaks']['tasks_left']}; "
+         f"{data['leaks']['threads_at_exit']}"],
+    ]  # fmt: skip
+    return "\n".join(
+        [
+            "## Load (benchmarks/bench_load.py, results/load.json)",
+            "",
+            f"{_machine(data)}. {data['n']:,} texts, {data['dims']} dimensions, "
+            f"{data['latency_ms']:g} ms per request, {data['requests']} requests; "
+            f"{data['settings']}. Each run in its own process; median (min-max) of "
+            f"{s['wall']['runs']}. The output is {s['output_mb']['median']:.0f} MB of Python "
+            "floats.",
+            "",
+            table(["", "ours"], rows),
+            "",
+        ]
+    )
+
+
+def bulk() -> str:
+    data = load("bulk")
+    body = [
+        [f"{r['n']:,}", f"{r['wall']:.2f}", f"{r['texts_per_s']:,.0f}",
+         f"{r['rss_mb']:.0f}", f"{r['requests']:,}", f"{r['rows']:,}"]
+        for r in data["sizes"]
+    ]  # fmt: skip
+    lines = [
+        "## Corpus scale: `mixlayer-embed` (benchmarks/bench_bulk.py, results/bulk.json)",
+        "",
+        f"{_machine(data)}. {data['dims']} dimensions, {data['latency_ms']:g} ms per request; "
+        f"{data['settings']}. One run per size (a run of a million rows is the measurement; "
+        "its vectors are all checked against the emulator's function).",
+        "",
+        table(["texts", "wall s", "texts/s", "peak RSS MB", "requests", "rows"], body),
+        "",
+    ]
+    kill = data.get("kill")
+    if kill:
+        lines.append(
+            f"- kill -9 at ~40%, then the same command: {kill['requests_total']:,} requests in "
+            f"all against {kill['requests_clean']:,} uninterrupted; {kill['rows']:,} rows; "
+            f"sorted output identical to the uninterrupted run's: {kill['identical_sorted']}."
+        )
+    faults = data.get("faults")
+    if faults:
+        lines.append(
+            f"- 10% faults (429, 503, dropped connections) and {len(faults['poison'])} poison "
+            f"rows: exit {faults['exit']}, {faults['rows']:,} rows of "
+            f"{faults['good_rows_expected']:,} good ones, every one checked "
+            f"({faults['checked']:,}); rejects exactly the poison rows: "
+            f"{faults['rejects'] == faults['poison']}; {faults['wall']:.0f} s."
+        )
+    for row in data.get("numpy_vs_list", []):
+        lines.append(
+            f"- {row['path']}, 20,000 texts at 1024 dimensions: peak {row['peak_mb']:.0f} MB "
+            f"traced ({row['peak_over_array']:.2f}x the array), {row['cpu_s']:.2f} s CPU."
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def otel() -> str:
+    data = load("ingest-otel")
+    [scenario] = data["scenarios"]
+    by = {r["client"]: r for r in scenario["results"]}
+    body = []
+    for mode in ("sync", "async"):
+        with_api, without = by[f"ours-langchain-{mode}"], by[f"ours-langchain-{mode}-without-otel"]
+        body.append(
+            [
+                mode,
+                fmt(without["wall"]),
+                fmt(with_api["wall"]),
+                f"{with_api['wall']['median'] / without['wall']['median']:.3f}",
+                f"{with_api['cpu']['median'] / without['cpu']['median']:.3f}",
+            ]
+        )
+    return "\n".join(
+        [
+            "## OpenTelemetry's cost, API installed and no SDK "
+            "(benchmarks/bench_ingest.py --otel, results/ingest-otel.json)",
+            "",
+            f"{_machine(data)}. {scenario['n']:,} texts, {scenario['dims']} dimensions, "
+            f"{scenario['latency_ms']:g} ms per request; MixlayerEmbeddings defaults, with the "
+            "API importable (every call and attempt goes to its no-op) and without (import "
+            f"blocked); median (min-max) of {data['repeat']} interleaved runs each.",
+            "",
+            table(["ours", "wall s, no API", "wall s, API", "wall ratio", "CPU ratio"], body),
+            "",
+        ]
+    )
+
+
 #: Each section: its results file, how it is made, and the start of its title (a section whose
 #: results file is not in the repository is kept as the last report wrote it, marked so).
 SECTIONS = (
@@ -309,10 +414,13 @@ SECTIONS = (
     ),
     ("capacity_x5", lambda: capacity("capacity_x5"), "## Capacity: an inference server, corpus x5"),
     ("ingest", ingest, "## Ingest against a fixed-latency emulator"),
+    ("ingest-otel", otel, "## OpenTelemetry's cost"),
     ("rate_limit", rate_limit, "## Rate limit"),
     ("tokens", tokens, "## Token estimate calibration"),
     ("update", update, "## Incremental re-embedding"),
     ("plan", plan, "## `--plan`'s token estimate"),
+    ("load", load_section, "## Load"),
+    ("bulk", bulk, "## Corpus scale"),
 )
 
 KEPT = (
