@@ -42,10 +42,11 @@ test: $(STAMP) $(WHEELHOUSE)/.done
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_OFFLINE) --durations=15 $(ARGS)
 
-# The inner loop for contributors: the unit and HTTP tests, without packaging, Ray or the long
-# property runs (tests marked slow, listed in tests/conftest.py). `make test` stays CI's.
+# The inner loop for contributors: the unit and HTTP tests, without packaging, Ray, the
+# corpus-scale tests (marked slow in tests/conftest.py), and with a tenth of each property's
+# examples. `make test` stays CI's, and runs everything.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_OFFLINE) -m "not slow" -q $(ARGS)
+	MIXLAYER_FAST_TESTS=1 $(BIN)/python -m pytest $(PYTEST_OFFLINE) -m "not slow" -q $(ARGS)
 
 # Re-record the cassettes: against the real service when MIXLAYER_API_KEY is set (the
 # recordings then say https://models.mixlayer.ai), else against a local emulator. Keys and

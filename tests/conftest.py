@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 import threading
 from array import array
@@ -284,7 +285,31 @@ SLOW_FILES = frozenset(
 )
 
 
+#: Single tests left out of it for the same reason: each measures at corpus scale, or waits
+#: out real faults and rate limits.
+SLOW_TESTS = frozenset(
+    {
+        "test_an_update_with_few_changes_keeps_few_rows_in_memory",
+        "test_embed_array_makes_no_python_floats",
+        "test_random_fault_rate_and_rate_limit",
+        "test_scripted_faults_are_survived_by_retries",
+        "test_a_faulty_ingest_loses_and_misplaces_nothing",
+        "test_ctrl_c_during_a_sync_ingest_stops_promptly",
+        "test_a_deadline_bounds_the_wait_for_a_slot_another_call_holds",
+        "test_a_deadline_is_not_congestion_the_call_ends_on_time",
+    }
+)
+#: Set by ``make test-fast``: property tests run a tenth of their examples.
+FAST = os.environ.get("MIXLAYER_FAST_TESTS") == "1"
+
+
+def examples(full: int) -> int:
+    """Hypothesis examples for a property: all in ``make test``, a tenth in ``make test-fast``."""
+    return max(10, full // 10) if FAST else full
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.name in SLOW_FILES:
+        name = getattr(item, "originalname", item.name)
+        if item.path.name in SLOW_FILES or name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from conftest import KEY, MODEL, FakeService, vector_for
+from conftest import KEY, MODEL, FakeService, examples, vector_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +21,9 @@ from mixlayer_embeddings import (
     MixlayerError,
 )
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 scalars = st.one_of(
     st.text(max_size=20),

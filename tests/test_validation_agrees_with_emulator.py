@@ -5,6 +5,7 @@ whatever the client sends, the emulator accepts. Neither is checked against itse
 from __future__ import annotations
 
 import httpx
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +36,9 @@ options = st.fixed_dictionaries(
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(input=inputs, opts=options)
 def test_the_client_and_the_emulator_refuse_the_same_requests(
