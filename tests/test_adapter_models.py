@@ -173,22 +173,29 @@ def test_pickle_round_trips_current_values_without_the_key(
     emb.close()
 
 
+def langchain_loads(text: str) -> Any:
+    """LangChain's ``loads`` of one of our adapters, secrets from the environment."""
+    from langchain_core.load import loads
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # loads() is beta in langchain-core
+        return loads(
+            text,
+            secrets_from_env=True,
+            valid_namespaces=["langchain_mixlayer"],
+            allowed_objects=[MixlayerEmbeddings],
+        )
+
+
 def test_langchain_dumps_loads_round_trips_current_values(mixlayer_emulator, monkeypatch) -> None:
-    from langchain_core.load import dumps, loads
+    from langchain_core.load import dumps
 
     emb = LANGCHAIN.make(mixlayer_emulator, dimensions=64, timeout=httpx.Timeout(5.0, connect=2.0))
     emb.dimensions = 80
     text = dumps(emb)
     assert mixlayer_emulator.api_key not in text
     monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # loads() is beta in langchain-core
-        loaded = loads(
-            text,
-            secrets_from_env=True,
-            valid_namespaces=["langchain_mixlayer"],
-            allowed_objects=[MixlayerEmbeddings],
-        )
+    loaded = langchain_loads(text)
     assert (loaded.dimensions, loaded.timeout) == (80, (2.0, 5.0, 5.0, 5.0))
     assert len(loaded.embed_query("x")) == 80
 
@@ -384,18 +391,11 @@ def test_a_proxy_with_credentials_is_read_back_the_way_the_key_is(
     monkeypatch.setenv("MIXLAYER_PROXY", proxy)
     monkeypatch.setenv("MIXLAYER_API_KEY", KEY)
     if hasattr(emb, "lc_secrets"):
-        from langchain_core.load import dumps, loads
+        from langchain_core.load import dumps
 
         text = dumps(emb)
         assert '"MIXLAYER_PROXY"' in text  # a secret reference, as the key's
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # loads() is beta in langchain-core
-            loaded = loads(
-                text,
-                secrets_from_env=True,
-                valid_namespaces=["langchain_mixlayer"],
-                allowed_objects=[MixlayerEmbeddings],
-            )
+        loaded = langchain_loads(text)
         assert loaded.proxy == proxy
     else:
         loaded = type(emb).from_dict(emb.to_dict())

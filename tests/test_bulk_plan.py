@@ -8,20 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MODEL
 
 from mixlayer_embeddings._bulk.command import main
 from mixlayer_embeddings._tokens import planned_tokens
 
 TASK = "Given a question, retrieve the passage that answers it"
-
-
-@pytest.fixture
-def env(mixlayer_emulator, monkeypatch):
-    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
-    monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
-    monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", MODEL)
-    return mixlayer_emulator
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -133,14 +133,9 @@ def test_llama_index_ingestion_cache_never_serves_a_vector_made_another_way(
     assert len(stored) == 2  # one collection per fingerprint, both on disk
 
 
-def test_mixlayer_embed_writes_the_fingerprint_of_its_vectors(
-    mixlayer_emulator, tmp_path: Path, monkeypatch
-) -> None:
+def test_mixlayer_embed_writes_the_fingerprint_of_its_vectors(env, tmp_path: Path) -> None:
     from mixlayer_embeddings._bulk.command import main
 
-    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
-    monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
-    monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", MODEL)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("one\ntwo\n")
     prints = {}

@@ -92,6 +92,20 @@ def refuse(text: str) -> Any:
     return respond
 
 
+def plan_of(items: list[str], clock: FakeClock, deadline: float | None = None) -> Plan:
+    return Plan(
+        body={"model": MODEL},
+        batches=[],
+        single=False,
+        dimensions=None,
+        model=MODEL,
+        total=len(items),
+        deadline=deadline,
+        deadline_at=None if deadline is None else clock.now() + deadline,
+        dedupe=False,
+    )
+
+
 def drive(
     script: list[Any],
     items: list[str],
@@ -103,18 +117,8 @@ def drive(
     """Run a batch's flow, answering each send with the script's next outcome (the last one
     repeats); the steps taken, and the result or the error it ended with."""
     clock = clock or FakeClock()
-    plan = Plan(
-        body={"model": MODEL},
-        batches=[],
-        single=False,
-        dimensions=None,
-        model=MODEL,
-        total=len(items),
-        deadline=deadline,
-        deadline_at=None if deadline is None else clock.now() + deadline,
-        dedupe=False,
-    )
-    flow = batch_flow(context(clock, max_retries), plan, Batch(0, items, len(items) * 10))
+    flow = batch_flow(context(clock, max_retries), plan_of(items, clock, deadline),
+                      Batch(0, items, len(items) * 10))  # fmt: skip
     steps: list[str] = []
     try:
         step = next(flow)
@@ -199,19 +203,8 @@ def test_a_turn_that_came_after_the_deadline_is_not_sent_and_ends_the_call() -> 
 
 def first_send(items: list[str], *, deadline: float | None = None) -> tuple[Send, Any]:
     clock = FakeClock()
-    plan = Plan(
-        body={"model": MODEL},
-        batches=[],
-        single=False,
-        dimensions=None,
-        model=MODEL,
-        total=len(items),
-        deadline=deadline,
-        deadline_at=None if deadline is None else clock.now() + deadline,
-        dedupe=False,
-    )
     ctx = context(clock)
-    flow = batch_flow(ctx, plan, Batch(0, items, len(items) * 10))
+    flow = batch_flow(ctx, plan_of(items, clock, deadline), Batch(0, items, len(items) * 10))
     step = next(flow)
     assert isinstance(step, Send)
     return step, (flow, clock, ctx)

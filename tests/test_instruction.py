@@ -161,11 +161,8 @@ def test_an_adapter_refuses_an_instruction_for_document_queries_naming_its_field
 
 
 def test_mixlayer_embed_instructs_every_row_and_records_the_instruction(
-    mixlayer_emulator, tmp_path: Path, monkeypatch, capsys
+    env, tmp_path: Path, capsys
 ) -> None:
-    monkeypatch.setenv("MIXLAYER_API_KEY", mixlayer_emulator.api_key)
-    monkeypatch.setenv("MIXLAYER_BASE_URL", mixlayer_emulator.base_url)
-    monkeypatch.setenv("MIXLAYER_EMBEDDING_MODEL", MODEL)
     corpus = tmp_path / "queries.txt"
     corpus.write_text("where is paris\nwho wrote hamlet\n")
     out = tmp_path / "out"
