@@ -9,6 +9,7 @@ resumably, and keep it up to date with ``--update``. One module per job:
     swap       the new generation made the folder's output in one atomic exchange
     lifecycle  the folder's state, read from the disk, and the steps between states
     messages   what to do after a failure
+    plan       ``--plan``: what a run would send, bill, take and write, with nothing sent
     command    one run: a step of the table below, then the summary
 
 The folder as one state machine. A state is read from the disk (``lifecycle.state_of``):
