@@ -24,7 +24,16 @@ import ray
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_ingest
+from _report import save, spread
 from bench_bulk import KEY, MODEL, start_emulator, stats
+
+#: Each path and its settings, stated with the results.
+SETTINGS = {
+    "embed_dataset": "mixlayer_embeddings.ray_data.embed_dataset: batch_size 2048, "
+    "max_concurrency --per-actor-concurrency per actor, shared_rate_limit off",
+    "openai": "map_batches + openai SDK (OpenAI().embeddings.create, floats over JSON), "
+    "batch_size 2048, ActorPoolStrategy(size=4), num_cpus 0.5",
+}
 
 
 class OpenAIEmbedder:
@@ -63,6 +72,7 @@ def main() -> int:
         default=1,
         help="requests in flight per actor in the scaling runs (1: scaling shows in actors)",
     )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each throughput path")
     args = parser.parse_args()
     from mixlayer_embeddings import MixlayerClient
     from mixlayer_embeddings.ray_data import embed_dataset
@@ -83,31 +93,37 @@ def main() -> int:
         # Many blocks: an actor pool hands out blocks, so one block would feed one actor.
         table = pa.table({"id": ids, "text": texts})
         source = ray.data.from_arrow(table).repartition(args.n // 2048 + 1).materialize()
-        rows = []
-        for actors in (1, 2, 4):
-            started = time.perf_counter()
-            out = embed_dataset(
-                source, dimensions=args.dims, concurrency=actors, batch_size=2048,
-                shared_rate_limit=False, max_concurrency=args.per_actor_concurrency,
-            ).materialize()  # fmt: skip
-            wall = time.perf_counter() - started
-            got_ids, vectors = collect(out, args.dims)
-            same = got_ids == ids and np.array_equal(vectors, expected)
-            rows.append({"path": f"embed_dataset, {actors} actor(s)", "wall_s": round(wall, 2),
-                         "texts_per_s": round(args.n / wall), "identical": same})  # fmt: skip
+
+        def timed(path: str, run: Any) -> None:
+            walls, same = [], True
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                out = run().materialize()
+                walls.append(time.perf_counter() - started)
+                got_ids, vectors = collect(out, args.dims)
+                same &= got_ids == ids and np.array_equal(vectors, expected)
+            rows.append({"path": path, "wall_s": spread(walls),
+                         "texts_per_s": spread([args.n / w for w in walls]),
+                         "identical": same})  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
-        started = time.perf_counter()
-        out = source.map_batches(
-            OpenAIEmbedder, fn_constructor_kwargs={"base_url": base_url, "dims": args.dims},
-            batch_size=2048, batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0.5,  # 1 request per call
-        ).materialize()  # fmt: skip
-        wall = time.perf_counter() - started
-        got_ids, vectors = collect(out, args.dims)
-        same = got_ids == ids and np.array_equal(vectors, expected)
-        rows.append({"path": "map_batches + openai SDK, 4 actors", "wall_s": round(wall, 2),
-                     "texts_per_s": round(args.n / wall), "identical": same})  # fmt: skip
-        print(json.dumps(rows[-1]), flush=True)
+
+        rows: list[dict[str, Any]] = []
+        for actors in (1, 2, 4):
+            timed(
+                f"embed_dataset, {actors} actor(s)",
+                lambda actors=actors: embed_dataset(
+                    source, dimensions=args.dims, concurrency=actors, batch_size=2048,
+                    shared_rate_limit=False, max_concurrency=args.per_actor_concurrency,
+                ),
+            )  # fmt: skip
+        timed(
+            "map_batches + openai SDK, 4 actors",
+            lambda: source.map_batches(
+                OpenAIEmbedder, fn_constructor_kwargs={"base_url": base_url, "dims": args.dims},
+                batch_size=2048, batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0.5,  # 1 request a call
+            ),
+        )  # fmt: skip
         report["throughput"] = rows
 
         limited_rows = []
@@ -142,9 +158,12 @@ def main() -> int:
         proc.terminate()
         proc.wait()
         ray.shutdown()
-    out_dir = Path("benchmarks/results")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "ray.json").write_text(json.dumps(report, indent=2))
+    report["settings"] = {
+        **SETTINGS,
+        "per_actor_concurrency": args.per_actor_concurrency,
+        "repeat": args.repeat,
+    }
+    save("ray", report)
     return 0
 
 

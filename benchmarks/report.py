@@ -403,6 +403,45 @@ def otel() -> str:
     )
 
 
+def ray_section() -> str:
+    data = load("ray")
+    settings = data["settings"]
+    body = [
+        [r["path"], fmt(r["wall_s"]), fmt(r["texts_per_s"], 0), str(r["identical"])]
+        for r in data["throughput"]
+    ]
+    limited = [
+        [str(r["shared_budget"]), f"{r['wall_s']:.1f}", f"{r['requests']:,}",
+         f"{r['share_429']:.1%}", f"{r['ok_requests_per_s']:.1f} of {r['limit']}",
+         f"{r['rows']:,}"]
+        for r in data.get("rate_limit", [])
+    ]  # fmt: skip
+    return "\n".join(
+        [
+            "## Ray Data (benchmarks/bench_ray.py, results/ray.json)",
+            "",
+            f"{_machine(data)}. {data['n']:,} texts, {data['dims']} dimensions, "
+            f"{data['latency_ms']:g} ms per request; Ray on this machine (4 CPUs declared). "
+            f"Median (min-max) of {settings['repeat']} runs each; every vector compared bit for "
+            "bit with one MixlayerClient's.",
+            "",
+            f"- `embed_dataset`: {settings['embed_dataset']} "
+            f"({settings['per_actor_concurrency']}).",
+            f"- openai: {settings['openai']}.",
+            "",
+            table(["path", "wall s", "texts/s", "identical"], body),
+            "",
+            "A per-key limit of 20 requests/s, 40,000 texts, 4 actors of 8 requests in flight, "
+            "without and with the shared budget:",
+            "",
+            table(
+                ["shared budget", "wall s", "requests", "429s", "ok requests/s", "rows"], limited
+            ),
+            "",
+        ]
+    )
+
+
 #: Each section: its results file, how it is made, and the start of its title (a section whose
 #: results file is not in the repository is kept as the last report wrote it, marked so).
 SECTIONS = (
@@ -421,6 +460,7 @@ SECTIONS = (
     ("plan", plan, "## `--plan`'s token estimate"),
     ("load", load_section, "## Load"),
     ("bulk", bulk, "## Corpus scale"),
+    ("ray", ray_section, "## Ray Data"),
 )
 
 KEPT = (
@@ -454,7 +494,8 @@ def main() -> int:
             text = kept[0].replace(KEPT + "\n\n", "")
             head, _, rest = text.partition("\n")
             sections.append(f"{head}\n\n{KEPT}\n{rest}")
-    sections.append(STALE)
+    if not all((RESULTS / f"{name}.json").exists() for name in ("load", "bulk", "ray")):
+        sections.append(STALE)
     OUT.write_text("\n".join(sections))
     print(f"wrote {OUT}")
     return 0
