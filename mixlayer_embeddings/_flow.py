@@ -374,7 +374,12 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
             deadline_at=plan.deadline_at,
             context=ctx,
         )
-        outcome = yield step
+        try:
+            outcome = yield step
+        finally:
+            # Whatever ended the attempt (an answer, an error, the call abandoned or cancelled
+            # while it was out), the key is blanked before anything can carry the request on.
+            request.headers["Authorization"] = _REDACTED
         if isinstance(outcome, Resize | DeadlinePassed):
             budget.attempts -= 1  # not sent
             if isinstance(outcome, Resize):
@@ -384,8 +389,6 @@ def send_flow(ctx: FlowContext, plan: Plan, sent: Batch) -> Flow:
         sent_at = step.sent_at if step.sent_at is not None else ctx.clock.now()
         elapsed_ms = (ctx.clock.now() - sent_at) * 1000
         _count(ctx, plan, requests=1, retries=int(sent_here > 1))
-        # The request has been sent: blank the key so no exception or log can carry it.
-        request.headers["Authorization"] = _REDACTED
         status = _http_status(outcome)
         plan.telemetry.attempt(
             sent_at,

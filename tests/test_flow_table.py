@@ -251,3 +251,12 @@ def test_an_answer_is_read_by_the_attempts_bound_or_the_calls_deadline_whichever
     answer_by = step.answer_deadline()
     assert answer_by is not None
     assert (answer_by.at - clock.now(), answer_by.what) == (pytest.approx(bound), what)
+
+
+def test_a_flow_closed_while_its_request_is_out_blanks_the_key() -> None:
+    # The call was abandoned or cancelled with the attempt in flight: the driver closes the
+    # flow, and the request it still holds no longer carries the key.
+    step, (flow, _, _) = first_send(TWO)
+    assert step.request.headers["authorization"] == "Bearer sk-table"
+    flow.close()
+    assert step.request.headers["authorization"] == "Bearer [REDACTED]"
