@@ -24,7 +24,7 @@ def _least(limit: float | None, left: float) -> float:
     return left if limit is None else min(limit, left)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Endpoint:
     """The embeddings URL, the headers every request carries (the http client's own merged
     with ours, never the key), the key in its ``Secret``, each phase's timeout, and how long
@@ -51,7 +51,13 @@ class Endpoint:
         unless the client was given one."""
         merged = httpx.Headers(http.headers)
         merged.update(headers)
-        return cls(url, merged, api_key, timeout or http.timeout, attempt_seconds)
+        return cls(
+            url=url,
+            headers=merged,
+            api_key=api_key,
+            timeout=timeout or http.timeout,
+            attempt_seconds=attempt_seconds,
+        )
 
     def request(self, body: Mapping[str, Any], *, seconds_left: float | None) -> httpx.Request:
         """A POST of ``body``; ``seconds_left``: the call's deadline, which no phase of the

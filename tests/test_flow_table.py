@@ -35,10 +35,10 @@ URL = "http://service.test/v1/embeddings"
 
 
 ENDPOINT = Endpoint(
-    httpx.URL(URL),
-    httpx.Headers(),
-    Secret("sk-table"),
-    httpx.Timeout(60.0),
+    url=httpx.URL(URL),
+    headers=httpx.Headers(),
+    api_key=Secret("sk-table"),
+    timeout=httpx.Timeout(60.0),
     attempt_seconds=240.0,
 )
 
