@@ -86,7 +86,11 @@ def main() -> int:
             expected = client.embed_array(
                 texts, dimensions=args.dims, input_type="document"
             ).vectors
-        env = {"MIXLAYER_API_KEY": KEY, "MIXLAYER_BASE_URL": base_url}
+        env = {
+            "MIXLAYER_API_KEY": KEY,
+            "MIXLAYER_BASE_URL": base_url,
+            "MIXLAYER_EMBEDDING_MODEL": MODEL,  # the workers', as a user's cluster would have it
+        }
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": env})  # fmt: skip
         ray.data.DataContext.get_current().enable_progress_bars = False
