@@ -217,7 +217,11 @@ class _BaseClient(Generic[HttpClientT]):
         body = options._body(chosen_model)
         # Opened once the call is valid (a call refused before any request has no span).
         telemetry = functools.partial(
-            start_call, chosen_model, self._embeddings_url, options.dimensions
+            start_call,
+            chosen_model,
+            self._embeddings_url,
+            options.dimensions,
+            body["encoding_format"],
         )
         if lazy:
             # A stream's batches may hold copies: each request sends its distinct items once.

@@ -95,8 +95,14 @@ NO_TELEMETRY = CallTelemetry()
 
 
 class _Recording(CallTelemetry):
-    def __init__(self, otel: tuple[Any, Any, Any, Any], model: str, url: httpx.URL,
-                 dimensions: int | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        otel: tuple[Any, Any, Any, Any],
+        model: str,
+        url: httpx.URL,
+        dimensions: int | None,
+        encoding_format: str,
+    ) -> None:
         tracer, self._duration, self._tokens, self._trace = otel
         self._common: dict[str, Any] = {
             "gen_ai.operation.name": "embeddings",
@@ -106,7 +112,7 @@ class _Recording(CallTelemetry):
             "server.port": url.port or (443 if url.scheme == "https" else 80),
         }
         self._url = str(url)
-        attributes = {**self._common, "gen_ai.request.encoding_formats": ("base64",)}
+        attributes = {**self._common, "gen_ai.request.encoding_formats": (encoding_format,)}
         if dimensions is not None:
             attributes["gen_ai.embeddings.dimension.count"] = dimensions
         self._span = tracer.start_span(
@@ -176,9 +182,11 @@ class _Recording(CallTelemetry):
             self._tokens.record(self._input_tokens, {**attributes, "gen_ai.token.type": "input"})
 
 
-def start_call(model: str, url: httpx.URL, dimensions: int | None) -> CallTelemetry:
+def start_call(
+    model: str, url: httpx.URL, dimensions: int | None, encoding_format: str
+) -> CallTelemetry:
     """A call's telemetry: recording when the OpenTelemetry API is installed, else the no-op."""
     otel = _otel()
     if otel is None:
         return NO_TELEMETRY
-    return _Recording(otel, model, url, dimensions)
+    return _Recording(otel, model, url, dimensions, encoding_format)

@@ -93,6 +93,7 @@ def test_a_call_is_one_genai_span_with_one_child_span_per_http_attempt(
         "gen_ai.request.model": MODEL, "gen_ai.embeddings.dimension.count": 64,
         "server.address": "127.0.0.1", "gen_ai.usage.input_tokens": tokens,
     }  # fmt: skip
+    assert attributes["gen_ai.request.encoding_formats"] == ("base64",)
     assert len(attempts) == 3  # batches of 2: 2 + 2 + 1
     for attempt in attempts:
         assert attempt.parent is not None
@@ -184,7 +185,7 @@ sys.modules["opentelemetry"] = None  # as if the otel extra were not installed
 import mixlayer_embeddings
 from mixlayer_embeddings._telemetry import NO_TELEMETRY, start_call
 import httpx
-assert start_call("m", httpx.URL("https://x/v1/embeddings"), None) is NO_TELEMETRY
+assert start_call("m", httpx.URL("https://x/v1/embeddings"), None, "base64") is NO_TELEMETRY
 assert not [m for m in sys.modules if m.startswith("opentelemetry") and sys.modules[m]]
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)  # noqa: S603 - ours
