@@ -127,3 +127,20 @@ def test_the_tests_map_names_every_module_and_every_test_file() -> None:
     assert sorted(modules - mapped) == []  # a module with no row
     assert sorted(on_disk - named_tests) == []  # a test file nobody can find from a module
     assert sorted(named_tests - on_disk) == []  # a test file that is gone
+
+
+@pytest.mark.parametrize(
+    ("page", "module", "name"),
+    [
+        ("langchain.md", "langchain_mixlayer", "MixlayerEmbeddings"),
+        ("llama-index.md", "llama_index.embeddings.mixlayer", "MixlayerEmbedding"),
+    ],
+)
+def test_each_adapters_page_lists_every_field_it_has(page: str, module: str, name: str) -> None:
+    import importlib
+
+    cls = getattr(importlib.import_module(module), name)
+    text = (ROOT / "docs" / page).read_text()
+    listed = text[text.index("## API reference") :]
+    assert [f for f in cls.model_fields if f"`{f}`" not in listed] == []
+    assert "`fingerprint`" in listed
