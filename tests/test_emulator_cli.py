@@ -231,3 +231,36 @@ def test_a_body_over_the_limit_is_refused_on_its_content_length_unread() -> None
             answer = sock.recv(200)
         assert answer.startswith(b"HTTP/1.1 413")
         assert emulator.state.too_large == 1
+
+
+def test_a_dropped_connection_is_closed_at_once_with_worker_processes() -> None:
+    # The workers were forked at the first request, holding its connection's socket: after a
+    # scripted drop on that kept-alive connection the client waited out its read timeout.
+    env = {**os.environ, "MIXLAYER_API_KEY": "cli-key", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port", "0"]
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        [*command, "--workers", "1"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stderr is not None
+        lines: list[str] = []
+        while not lines or lines[-1] != "Ctrl-C stops it.":
+            line = child.stderr.readline()
+            assert line, "the emulator exited before announcing itself"
+            lines.append(line.rstrip("\n"))
+        base_url = next(x.split("=", 1)[1] for x in lines if "MIXLAYER_BASE_URL=" in x)
+        root = base_url.rsplit("/v1", 1)[0]
+        body = {"model": MODEL, "input": ["a", "b"]}
+        timeout = httpx.Timeout(10.0, read=5.0)
+        with httpx.Client(headers={"Authorization": "Bearer cli-key"}, timeout=timeout) as http:
+            assert http.post(f"{base_url}/embeddings", json=body).status_code == 200
+            http.post(f"{root}/_emulator/script", json=[{"drop": True}]).raise_for_status()
+            started = time.monotonic()
+            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+                http.post(f"{base_url}/embeddings", json=body)  # on the kept-alive connection
+            assert time.monotonic() - started < 2.0
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stderr is not None
+        child.stderr.close()

@@ -214,6 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers > 0
         else None
     )
+    if executor is not None:
+        # The workers are forked at the pool's first task: started now, before any client
+        # connects, they hold no client's socket. Forked later, a worker would keep the
+        # connection open after the server closed it (a dropped one), and its client would
+        # wait out its read timeout instead of seeing the drop.
+        executor.submit(_ready).result()
     config = uvicorn.Config(
         create_app(state, executor=executor),
         log_level="warning",
@@ -246,6 +252,10 @@ class _Terminated(Exception):
 
 def _terminated(signum: int, frame: object) -> None:
     raise _Terminated
+
+
+def _ready() -> None:
+    """A task for each new pool: its workers start on it."""
 
 
 def _worker_signals() -> None:
