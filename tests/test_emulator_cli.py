@@ -62,35 +62,38 @@ def test_version_and_help_show_every_default(capsys) -> None:
     assert out.count("(default: $MIXLAYER_API_KEY, else a random one)") == 1
 
 
-@pytest.fixture
-def running(monkeypatch):
-    """The CLI in a child process on a free port, with the access log on."""
+def start_cli(*flags: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """The CLI in a child process on a free port, and the lines it announced itself with."""
     env = {**os.environ, "MIXLAYER_API_KEY": "cli-key", "PYTHONUNBUFFERED": "1"}
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mixlayer_embeddings.emulator._cli",
-            "--port",
-            "0",
-            "--access-log",
-            "--latency-ms",
-            "300",
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+    command = [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port", "0"]
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        [*command, *flags], env=env, stderr=subprocess.PIPE, text=True
     )
-    lines = []
+    lines: list[str] = []
     assert child.stderr is not None
     while not lines or lines[-1] != "Ctrl-C stops it.":
         line = child.stderr.readline()
+        if not line:
+            child.kill()
+            child.wait()
         assert line, "the emulator exited before announcing itself"
         lines.append(line.rstrip("\n"))
+    return child, lines
+
+
+def announced_url(lines: list[str]) -> str:
+    return next(x.split("=", 1)[1] for x in lines if "MIXLAYER_BASE_URL=" in x)
+
+
+@pytest.fixture
+def running(monkeypatch):
+    """The CLI in a child process on a free port, with the access log on."""
+    child, lines = start_cli("--access-log", "--latency-ms", "300")
     yield child, lines
     if child.poll() is None:
         child.kill()
         child.wait()
+    assert child.stderr is not None
     child.stderr.close()
 
 
@@ -157,19 +160,9 @@ def _children(pid: int) -> set[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
 def test_sigterm_stops_it_with_its_worker_processes() -> None:
-    env = {**os.environ, "MIXLAYER_API_KEY": "cli-key", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port", "0"]
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
-        [*command, "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True
-    )
+    child, lines = start_cli("--workers", "2")
     try:
-        assert child.stderr is not None
-        lines = []
-        while not lines or lines[-1] != "Ctrl-C stops it.":
-            line = child.stderr.readline()
-            assert line, "the emulator exited before announcing itself"
-            lines.append(line.rstrip("\n"))
-        base_url = next(x.split("=", 1)[1] for x in lines if "MIXLAYER_BASE_URL=" in x)
+        base_url = announced_url(lines)
         for _ in range(4):  # work for both workers, so both processes exist
             response = httpx.post(
                 f"{base_url}/embeddings",
@@ -236,19 +229,9 @@ def test_a_body_over_the_limit_is_refused_on_its_content_length_unread() -> None
 def test_a_dropped_connection_is_closed_at_once_with_worker_processes() -> None:
     # The workers were forked at the first request, holding its connection's socket: after a
     # scripted drop on that kept-alive connection the client waited out its read timeout.
-    env = {**os.environ, "MIXLAYER_API_KEY": "cli-key", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "mixlayer_embeddings.emulator._cli", "--port", "0"]
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
-        [*command, "--workers", "1"], env=env, stderr=subprocess.PIPE, text=True
-    )
+    child, lines = start_cli("--workers", "1")
     try:
-        assert child.stderr is not None
-        lines: list[str] = []
-        while not lines or lines[-1] != "Ctrl-C stops it.":
-            line = child.stderr.readline()
-            assert line, "the emulator exited before announcing itself"
-            lines.append(line.rstrip("\n"))
-        base_url = next(x.split("=", 1)[1] for x in lines if "MIXLAYER_BASE_URL=" in x)
+        base_url = announced_url(lines)
         root = base_url.rsplit("/v1", 1)[0]
         body = {"model": MODEL, "input": ["a", "b"]}
         timeout = httpx.Timeout(10.0, read=5.0)
