@@ -2,9 +2,9 @@
 
     python benchmarks/report.py
 
-Every table is generated (by the functions of ``_sections``) from what a benchmark saved, with the
-machine it ran on, each
-client's settings, and medians with min-max: no figure is typed by hand.
+Every table is generated (by the functions of ``_sections``) from what a benchmark saved, with
+the machine it ran on, each client's settings, and medians with min-max: no figure is typed by
+hand.
 """
 
 from __future__ import annotations
