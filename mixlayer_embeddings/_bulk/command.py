@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ from .parts import (
     vector_width,
     write_atomically,
 )
-from .rows import Refused, Row, count_rows, id_type_of, read_rows
+from .rows import Refused, Row, count_rows, id_type_of, read_rows, refuse_repeated_ids
 from .swap import NEXT, swap
 from .update import CARRY, DROPPED, EarlierOutput, write_dropped
 
@@ -182,18 +182,14 @@ def _ingest(
         load=earlier.load if earlier is not None else None,
         on_commit=bar.update if bar is not None else None,
     )
-    #: id -> the row that first held it: an id names one row (a copy is a reject; an update
-    #: could match only one of them, and re-embedded the other on every run).
+    #: id -> the row that first held it (a copy is a reject); the ids an update keeps.
     first_at: dict[Any, int] = {}
 
     def rows() -> Iterator[Row]:
         read = 0
-        for row in read_rows(args.input, args.text_field, args.id_field, settings["id_type"]):
+        every = read_rows(args.input, args.text_field, args.id_field, settings["id_type"])
+        for row in refuse_repeated_ids(every, first_at if args.id_field is not None else None):
             read += 1
-            if args.id_field is not None and row.problem is None:
-                first = first_at.setdefault(row.id, row.number)
-                if first != row.number:
-                    row = replace(row, problem=f"duplicate id: row {first} has the same id")
             if row.number < start_row:
                 written.check(row)
                 continue

@@ -25,7 +25,7 @@ from .._tokens import planned_tokens
 from .args import input_type_of, settings_fingerprint
 from .lifecycle import State, state_of
 from .parts import MANIFEST
-from .rows import id_type_of, read_rows, text_key
+from .rows import id_type_of, read_rows, refuse_repeated_ids, text_key
 from .update import EarlierOutput
 
 __all__ = ["ACCELERATOR_TOKENS_PER_SECOND", "RunPlan", "plan_run"]
@@ -140,17 +140,13 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     requests = _Requests(args.batch_size, budget)
     rejects: Counter[str] = Counter()
     distinct: set[str] = set()
-    first_at: dict[Any, int] = {}
+    first_at: dict[Any, int] | None = {} if args.id_field is not None else None
     id_bytes = 0
-    for row in read_rows(args.input, args.text_field, args.id_field, id_type):
+    every = read_rows(args.input, args.text_field, args.id_field, id_type)
+    for row in refuse_repeated_ids(every, first_at):
         plan.rows += 1
-        problem = row.problem
-        if problem is None and args.id_field is not None:
-            first = first_at.setdefault(row.id, row.number)
-            if first != row.number:
-                problem = f"duplicate id: row {first} has the same id"
-        if problem is not None:
-            rejects[_kind(problem)] += 1
+        if row.problem is not None:
+            rejects[_kind(row.problem)] += 1
             continue
         id_bytes += 8 if not isinstance(row.id, str) else len(row.id.encode("utf-8")) + 4
         if earlier is not None and earlier.get(row.id) == text_key(row.text):

@@ -17,8 +17,8 @@ import csv
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "id_problem",
     "id_type_of",
     "read_rows",
+    "refuse_repeated_ids",
     "text_key",
 ]
 
@@ -232,6 +233,19 @@ def _row(number: int, record: Any, text_field: str, id_field: str | None, id_typ
     text = record[text_field]
     problem = (id_problem(row_id, id_type) if id_field is not None else None) or problem_of(text)
     return Row(number, row_id, text, problem)
+
+
+def refuse_repeated_ids(rows: Iterable[Row], first_at: dict[Any, int] | None) -> Iterator[Row]:
+    """``rows``, a row whose id an earlier row holds made a reject naming that row: an id names
+    one row (an update could match only one of them, and re-embed the other on every run).
+    ``first_at`` (id -> the row that first held it) is filled on the way; None when the rows'
+    ids are their numbers, which cannot repeat."""
+    for row in rows:
+        if first_at is not None and row.problem is None:
+            first = first_at.setdefault(row.id, row.number)
+            if first != row.number:
+                row = replace(row, problem=f"duplicate id: row {first} has the same id")
+        yield row
 
 
 def count_rows(path: Path) -> int | None:
