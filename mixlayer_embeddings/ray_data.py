@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -227,12 +227,8 @@ class MixlayerEmbedder:
         self.error_column = error_column
         self.id_columns = tuple(id_columns)
         self.usage_tally = usage_tally
-        #: The per-call options of every batch: corpus text goes as "document" unless told
-        #: (texts given an instruction, as queries).
-        self.options: OptionKwargs = {
-            "input_type": bulk_input_type(options.get("instruction")),
-            **options,  # type: ignore[typeddict-item]
-        }
+        #: The per-call options of every batch (``_job_options``).
+        self.options: OptionKwargs = _job_options(options)
         if rate_budget is not None:
             client_settings["pacer"] = _RemotePacer(rate_budget)
         # Model and URL as everywhere else: the argument, else the worker's environment, else
@@ -340,6 +336,15 @@ def _worker_environment(name: str) -> str | None:
     return value
 
 
+def _job_options(options: Mapping[str, Any]) -> OptionKwargs:
+    """A job's per-call options: corpus text goes as "document" unless told (texts given an
+    instruction, as queries)."""
+    return {
+        "input_type": bulk_input_type(options.get("instruction")),
+        **options,  # type: ignore[typeddict-item]  # names checked by _split_settings
+    }
+
+
 def _check_on_driver(
     ds: ray.data.Dataset, text_column: str, embedder_options: dict[str, Any]
 ) -> dict[str, Any]:
@@ -353,7 +358,8 @@ def _check_on_driver(
         {k: v for k, v in embedder_options.items() if k not in _EMBEDDER_OWN}
     )
     model = client.get("model") or _worker_environment(MODEL_ENV)
-    call = EmbedOptions(**{"input_type": bulk_input_type(options.get("instruction")), **options})
+    job_options = _job_options(options)
+    call = EmbedOptions(**job_options)
     call._validate(lookup_model(model) if isinstance(model, str) else None)
     check_client_config(ClientConfig(**client))
     schema = ds.schema(fetch_if_missing=False)
@@ -365,7 +371,7 @@ def _check_on_driver(
                     f"the dataset has no column {column!r}; its columns are: "
                     + ", ".join(repr(n) for n in names)
                 )
-    return provenance(model or "", {"input_type": call.input_type, **options}, text_column)
+    return provenance(model or "", job_options, text_column)
 
 
 def _check_key_reaches_workers(api_key_env: str) -> None:
